@@ -1,0 +1,13 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { AppConfigModule, IdleAppConfig } from '@app/config';
+import { MessagingModule } from '@app/messaging';
+
+@Module({})
+export class AppModule {
+  static register(config: IdleAppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [AppConfigModule.forRoot(config), MessagingModule.forRoot({ clientId: 'cache-invalidator' })],
+    };
+  }
+}

@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import { DynamicModule, Module } from '@nestjs/common';
+import { MailerModule, MailerOptions } from '@nestjs-modules/mailer';
+import { HandlebarsAdapter } from '@nestjs-modules/mailer/adapters/handlebars.adapter';
+import { APP_CONFIG, AppConfigModule, EmailServiceConfig } from '@app/config';
+import { DatabaseModule } from '@app/database';
+import { InboxRecord, MessagingModule } from '@app/messaging';
+import { EmailRequestsConsumer } from './email/email-requests.consumer';
+import { MailSender } from './email/mail.sender';
+import { Inbox1764000000000 } from './migrations/1764000000000-inbox';
+import { SCHEMA } from './schema';
+
+/** nodemailer transport options from SMTP_URL plus optional separate credentials. */
+export function smtpTransport(config: EmailServiceConfig) {
+  const url = new URL(config.SMTP_URL);
+  const user = config.SMTP_USER ?? (url.username ? decodeURIComponent(url.username) : undefined);
+  const pass = config.SMTP_PASSWORD ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  const secure = url.protocol === 'smtps:';
+  return {
+    host: url.hostname,
+    port: Number(url.port || (secure ? 465 : 587)),
+    secure,
+    // Plain smtp:// still upgrades with STARTTLS when the server offers it.
+    ...(user ? { auth: { user, pass: pass ?? '' } } : {}),
+    tls: { rejectUnauthorized: config.SMTP_TLS_REJECT_UNAUTHORIZED },
+    connectionTimeout: config.SMTP_TIMEOUT_MS,
+    greetingTimeout: config.SMTP_TIMEOUT_MS,
+    socketTimeout: config.SMTP_TIMEOUT_MS,
+  };
+}
+
+@Module({})
+export class AppModule {
+  static register(config: EmailServiceConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(config),
+        DatabaseModule.forApp({
+          schema: SCHEMA,
+          entities: [InboxRecord],
+          migrations: [Inbox1764000000000],
+          applicationName: 'email-service',
+        }),
+        MessagingModule.forRoot({ clientId: 'email-service' }),
+        MailerModule.forRootAsync({
+          imports: [],
+          inject: [APP_CONFIG],
+          useFactory: (cfg: EmailServiceConfig): MailerOptions => ({
+            transport: smtpTransport(cfg),
+            defaults: { from: cfg.SMTP_FROM } as MailerOptions['defaults'],
+            template: {
+              dir: join(__dirname, 'templates'),
+              adapter: new HandlebarsAdapter(),
+              options: { strict: true },
+            },
+          }),
+        }),
+      ],
+      controllers: [EmailRequestsConsumer],
+      providers: [MailSender],
+    };
+  }
+}

@@ -1,0 +1,48 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { MailerService } from '@nestjs-modules/mailer';
+import { APP_CONFIG, EmailServiceConfig } from '@app/config';
+import { EmailRequestedV1, EventOf } from '@app/contracts';
+import { classifySmtpError } from './smtp-errors';
+
+const SUBJECTS: Record<EmailRequestedV1['template'], (data: EmailRequestedV1['data']) => string> = {
+  welcome: (data) => `Welcome, ${data.username}!`,
+};
+
+/** The domain of SMTP_FROM ("Name <a@b.c>" or "a@b.c"), used for Message-IDs. */
+export function senderDomain(from: string): string {
+  const address = /<([^>]+)>/.exec(from)?.[1] ?? from;
+  return address.split('@')[1]?.trim() || 'localhost';
+}
+
+/** Message-ID derived from the event id: a resend in the ambiguous window carries the same id and is recognisable. */
+export function messageIdFor(eventId: string, from: string): string {
+  return `<${eventId}@${senderDomain(from)}>`;
+}
+
+@Injectable()
+export class MailSender {
+  private readonly logger = new Logger(MailSender.name);
+
+  constructor(
+    private readonly mailer: MailerService,
+    @Inject(APP_CONFIG) private readonly config: EmailServiceConfig,
+  ) {}
+
+  async send(event: EventOf<'email.requested.v1'>): Promise<void> {
+    const { to, template, data } = event.data;
+    const messageId = messageIdFor(event.id, this.config.SMTP_FROM);
+    try {
+      await this.mailer.sendMail({
+        to,
+        subject: SUBJECTS[template](data),
+        template,
+        context: data,
+        messageId,
+        headers: { 'X-Event-Id': event.id, 'X-Correlation-Id': event.correlationid },
+      });
+    } catch (error) {
+      throw classifySmtpError(error);
+    }
+    this.logger.log(`sent ${template} email ${messageId} for event ${event.id}`);
+  }
+}

@@ -1,0 +1,2 @@
+/** The PostgreSQL schema email-service owns. */
+export const SCHEMA = 'email_service';

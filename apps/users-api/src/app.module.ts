@@ -1,0 +1,42 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
+import { AppConfigModule, UsersApiConfig } from '@app/config';
+import { DatabaseModule } from '@app/database';
+import { MessagingModule } from '@app/messaging';
+import { OutboxMessage, OutboxModule } from '@app/outbox';
+import { ApiErrorFilter } from './common/api-error.filter';
+import { createValidationPipe } from './common/validation';
+import { HealthController } from './health/health.controller';
+import { Initial1764000000000 } from './migrations/1764000000000-initial';
+import { SCHEMA } from './schema';
+import { User } from './users/user.entity';
+import { UsersModule } from './users/users.module';
+
+@Module({})
+export class AppModule {
+  static register(config: UsersApiConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(config),
+        DatabaseModule.forApp({
+          schema: SCHEMA,
+          entities: [User, OutboxMessage],
+          migrations: [Initial1764000000000],
+          applicationName: 'users-api',
+        }),
+        MessagingModule.forRoot({ clientId: 'users-api' }),
+        OutboxModule.forRoot({ schema: SCHEMA }),
+        ThrottlerModule.forRoot([{ name: 'default', ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }]),
+        UsersModule,
+      ],
+      controllers: [HealthController],
+      providers: [
+        { provide: APP_FILTER, useClass: ApiErrorFilter },
+        { provide: APP_GUARD, useClass: ThrottlerGuard },
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+      ],
+    };
+  }
+}

@@ -1,0 +1,66 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { AppError, FieldError } from './app-error';
+
+/** The one JSON error shape of the API. */
+export interface ApiErrorBody {
+  statusCode: number;
+  code: string;
+  message: string;
+  errors?: readonly FieldError[];
+}
+
+const HTTP_CODES: Record<number, string> = {
+  400: 'REQUEST.BAD',
+  404: 'ROUTE.NOT_FOUND',
+  405: 'REQUEST.METHOD_NOT_ALLOWED',
+  413: 'REQUEST.TOO_LARGE',
+  415: 'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+  429: 'REQUEST.RATE_LIMITED',
+};
+
+/** Maps every error to ApiErrorBody: domain errors by their code, framework errors by status, the rest to 500. */
+@Catch()
+export class ApiErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HTTP');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    const body = this.toBody(exception);
+    if (body.statusCode >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    response.status(body.statusCode).json(body);
+  }
+
+  private toBody(exception: unknown): ApiErrorBody {
+    if (exception instanceof AppError) {
+      return {
+        statusCode: exception.status,
+        code: exception.code,
+        message: exception.message,
+        ...(exception.details ? { errors: exception.details } : {}),
+      };
+    }
+    if (exception instanceof HttpException) {
+      const statusCode = exception.getStatus();
+      const cause = exception.cause as { type?: string } | undefined;
+      if (statusCode === 400 && cause?.type === 'entity.parse.failed') {
+        return { statusCode, code: 'REQUEST.MALFORMED_JSON', message: 'Request body is not valid JSON' };
+      }
+      return { statusCode, code: HTTP_CODES[statusCode] ?? `HTTP.${statusCode}`, message: exception.message };
+    }
+    // body-parser errors that reach the filter without an HttpException wrapper.
+    const status = (exception as { status?: number; type?: string }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      const type = (exception as { type?: string }).type;
+      if (type === 'entity.parse.failed') {
+        return { statusCode: 400, code: 'REQUEST.MALFORMED_JSON', message: 'Request body is not valid JSON' };
+      }
+      return {
+        statusCode: status,
+        code: HTTP_CODES[status] ?? `HTTP.${status}`,
+        message: (exception as Error).message,
+      };
+    }
+    return { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, code: 'INTERNAL', message: 'Internal server error' };
+  }
+}

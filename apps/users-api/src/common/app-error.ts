@@ -1,0 +1,43 @@
+/** An error with a stable machine-readable code; the HTTP status is chosen in one place, ApiErrorFilter. */
+export abstract class AppError extends Error {
+  abstract readonly code: string;
+  abstract readonly status: number;
+  readonly details?: readonly FieldError[];
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class ValidationFailedError extends AppError {
+  readonly code = 'VALIDATION.FAILED';
+  readonly status = 400;
+  override readonly name = 'ValidationFailedError';
+  constructor(override readonly details: readonly FieldError[]) {
+    super('Request validation failed');
+  }
+}
+
+export class ConflictError extends AppError {
+  readonly status = 409;
+  override readonly name = 'ConflictError';
+  constructor(
+    readonly code: string,
+    message: string,
+    override readonly details?: readonly FieldError[],
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  readonly status = 404;
+  override readonly name = 'NotFoundError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,2 @@
+/** The PostgreSQL schema users-api owns. */
+export const SCHEMA = 'users_api';

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { checkKafkaAuth, databaseEnv, env, kafkaEnv, logEnv } from './fields';
+
+const smtpUrl = z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' });
+
+export const usersApiConfigSchema = z
+  .object({
+    ...kafkaEnv,
+    ...databaseEnv,
+    ...logEnv,
+    PORT: env.int(0, 65535).default(3000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
+    OUTBOX_RELAY_ENABLED: env.bool.default(true),
+    OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200),
+    OUTBOX_IDLE_POLL_MS: env.int(100, 600_000).default(5000),
+    OUTBOX_MAX_BACKOFF_MS: env.int(100, 600_000).default(5000),
+  })
+  .superRefine(checkKafkaAuth);
+
+export const emailServiceConfigSchema = z
+  .object({
+    ...kafkaEnv,
+    ...databaseEnv,
+    ...logEnv,
+    SMTP_URL: smtpUrl.default('smtp://127.0.0.1:1025'),
+    SMTP_USER: z.string().optional(),
+    SMTP_PASSWORD: z.string().optional(),
+    SMTP_FROM: z.string().min(3).default('Kafka Nest <no-reply@kafka-nest.local>'),
+    SMTP_TLS_REJECT_UNAUTHORIZED: env.bool.default(true),
+    SMTP_TIMEOUT_MS: env.int(100, 120_000).default(10_000),
+    EMAIL_CONSUMER_GROUP: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .default('email-service'),
+    EMAIL_CONCURRENCY: env.int(1, 64).default(3),
+    CONSUMER_RETRY_INITIAL_MS: env.int(1, 600_000).default(500),
+    CONSUMER_RETRY_MAX_MS: env.int(1, 3_600_000).default(30_000),
+  })
+  .superRefine(checkKafkaAuth);
+
+/** Apps that connect to Kafka and wait for the handlers a later change gives them. */
+export const idleAppConfigSchema = z.object({ ...kafkaEnv, ...logEnv }).superRefine(checkKafkaAuth);
+
+export type UsersApiConfig = z.infer<typeof usersApiConfigSchema>;
+export type EmailServiceConfig = z.infer<typeof emailServiceConfigSchema>;
+export type IdleAppConfig = z.infer<typeof idleAppConfigSchema>;
+export type KafkaConfig = Pick<UsersApiConfig, keyof typeof kafkaEnv>;
+export type DatabaseConfig = Pick<UsersApiConfig, keyof typeof databaseEnv>;
+
+/** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
+export const APP_CONFIG_SCHEMAS = {
+  'users-api': usersApiConfigSchema,
+  'email-service': emailServiceConfigSchema,
+  'video-processor': idleAppConfigSchema,
+  'cache-invalidator': idleAppConfigSchema,
+  notifier: idleAppConfigSchema,
+} as const;

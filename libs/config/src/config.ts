@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Thrown when the environment does not hold a valid configuration; names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly app: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Invalid configuration for ${app}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Parses the environment with a zod schema whose keys are the variable names. Empty strings count as unset,
+ * so `FOO=` falls back to the default instead of failing as an invalid value.
+ */
+export function loadConfig<S extends z.ZodObject>(app: string, schema: S, env: Env = process.env): z.infer<S> {
+  const input: Env = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') input[key] = value.trim();
+  }
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      app,
+      result.error.issues.map((issue) => {
+        const name = issue.path.length > 0 ? issue.path.join('.') : '(config)';
+        const given = issue.path.length > 0 ? input[String(issue.path[0])] : undefined;
+        return given === undefined
+          ? `${name}: ${issue.message}`
+          : `${name}: ${issue.message} (got ${JSON.stringify(redact(name, given))})`;
+      }),
+    );
+  }
+  return result.data;
+}
+
+function redact(name: string, value: string): string {
+  if (/PASSWORD|SECRET|TOKEN/i.test(name)) return '***';
+  return value.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
+
+/** Loads config or prints the problems and exits 1: used by every main.ts so a bad value stops the boot. */
+export function loadConfigOrExit<S extends z.ZodObject>(app: string, schema: S): z.infer<S> {
+  try {
+    return loadConfig(app, schema);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+export type LogLevelName = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+
+/** Nest logger levels up to and including the configured one. */
+export function logLevels(level: LogLevelName): LogLevelName[] {
+  const order: LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+  return order.slice(0, order.indexOf(level) + 1);
+}
+
+/** Runs an app's boot function; a failure to boot prints one clear line and exits 1 instead of an unhandled rejection. */
+export function runMain(app: string, boot: () => Promise<string>): void {
+  boot().then(
+    (message) => process.stdout.write(`${app} ${message}\n`),
+    (error: unknown) => {
+      process.stderr.write(`${app} failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

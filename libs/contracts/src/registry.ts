@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { Envelope, EnvelopeSchema } from './envelope';
+import { EmailRequestedV1 } from './events/email-requested.v1';
+import { UserRegisteredV1 } from './events/user-registered.v1';
+import { Topic, Topics } from './topics';
+
+/**
+ * The one map from event type to its topic and payload schema. It drives `publish()`, the outbox,
+ * consumer handler signatures, runtime validation at the consumer boundary and the JSON Schema export.
+ */
+export const EventRegistry = {
+  'user.registered.v1': { topic: Topics.Users, schema: UserRegisteredV1 },
+  'email.requested.v1': { topic: Topics.Emails, schema: EmailRequestedV1 },
+} as const satisfies Record<string, { topic: Topic; schema: z.ZodType }>;
+
+export type EventType = keyof typeof EventRegistry;
+export type PayloadOf<T extends EventType> = z.infer<(typeof EventRegistry)[T]['schema']>;
+export type TopicOf<T extends EventType> = (typeof EventRegistry)[T]['topic'];
+export type EventOf<T extends EventType> = Envelope<PayloadOf<T>> & { type: T };
+
+export const EVENT_TYPES = Object.keys(EventRegistry) as EventType[];
+
+export function isEventType(type: string): type is EventType {
+  return Object.prototype.hasOwnProperty.call(EventRegistry, type);
+}
+
+export function topicOf<T extends EventType>(type: T): TopicOf<T> {
+  return EventRegistry[type].topic;
+}
+
+/** Why a Kafka message could not be turned into a known, valid event. Never retried. */
+export class InvalidEventError extends Error {
+  override readonly name = 'InvalidEventError';
+  constructor(
+    readonly reason: 'malformed-json' | 'invalid-envelope' | 'unknown-type' | 'invalid-payload',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 10)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/** Validates a payload against its event schema; throws InvalidEventError('invalid-payload'). */
+export function validatePayload<T extends EventType>(type: T, data: unknown): PayloadOf<T> {
+  const result = EventRegistry[type].schema.safeParse(data);
+  if (!result.success) {
+    throw new InvalidEventError('invalid-payload', `${type} payload is invalid: ${describeIssues(result.error)}`);
+  }
+  return result.data as PayloadOf<T>;
+}
+
+/** Parses a Kafka message value into a validated event envelope of a known type. */
+export function parseEvent(value: Buffer | string | null): EventOf<EventType> {
+  if (value === null || value.length === 0) {
+    throw new InvalidEventError('malformed-json', 'message has no value');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'));
+  } catch (error) {
+    throw new InvalidEventError('malformed-json', `value is not JSON: ${(error as Error).message}`);
+  }
+  const envelope = EnvelopeSchema.safeParse(json);
+  if (!envelope.success) {
+    throw new InvalidEventError('invalid-envelope', `not a CloudEvents envelope: ${describeIssues(envelope.error)}`);
+  }
+  const { type } = envelope.data;
+  if (!isEventType(type)) {
+    throw new InvalidEventError('unknown-type', `unknown event type '${type}'`);
+  }
+  const data = validatePayload(type, envelope.data.data);
+  return { ...envelope.data, type, data };
+}
+
+/** JSON Schema (draft 2020-12) of every event payload, for the AsyncAPI document and for consumers in other languages. */
+export function eventJsonSchemas(): Record<EventType, unknown> {
+  return Object.fromEntries(
+    EVENT_TYPES.map((type) => [type, z.toJSONSchema(EventRegistry[type].schema, { target: 'draft-2020-12' })]),
+  ) as Record<EventType, unknown>;
+}

@@ -1,0 +1,100 @@
+import { Logger } from '@nestjs/common';
+import { Client } from 'pg';
+import { DataSource, DataSourceOptions, EntitySchema, MigrationInterface } from 'typeorm';
+
+type EntityTarget = string | (abstract new (...args: never[]) => unknown) | EntitySchema;
+type MigrationClass = new () => MigrationInterface;
+
+export interface AppDatabaseOptions {
+  url: string;
+  /** The PostgreSQL schema this app owns; its tables and its migrations table live there. */
+  schema: string;
+  entities: EntityTarget[];
+  migrations: MigrationClass[];
+  poolSize?: number;
+  applicationName?: string;
+}
+
+const logger = new Logger('Database');
+
+/** Creates the database named in the URL when it does not exist (a fresh machine), tolerating a concurrent creator. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!name) throw new Error('DATABASE_URL names no database');
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+        logger.log(`created database ${name}`);
+      } catch (error) {
+        // 42P04 duplicate_database, 23505 unique_violation: another process created it first.
+        const code = (error as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw error;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function dataSourceOptions(options: AppDatabaseOptions): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url: options.url,
+    schema: options.schema,
+    entities: options.entities,
+    migrations: options.migrations,
+    migrationsTableName: 'migrations',
+    migrationsTransactionMode: 'all',
+    synchronize: false,
+    migrationsRun: false,
+    applicationName: options.applicationName,
+    extra: { max: options.poolSize ?? 10 },
+  };
+}
+
+/**
+ * Creates the schema and runs pending migrations. Replicas booting together serialize on an advisory
+ * lock, so each migration runs exactly once.
+ */
+export async function migrate(dataSource: DataSource, schema: string): Promise<void> {
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.query('SELECT pg_advisory_lock(hashtext($1))', [`migrations:${schema}`]);
+    await runner.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    const applied = await dataSource.runMigrations({ transaction: 'all' });
+    for (const migration of applied) logger.log(`applied migration ${schema}.${migration.name}`);
+  } finally {
+    await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [`migrations:${schema}`]).catch(() => undefined);
+    await runner.release();
+  }
+}
+
+/** Ensures the database, opens a pool for the app's schema and brings it to the latest migration. */
+export async function openAppDatabase(options: AppDatabaseOptions): Promise<DataSource> {
+  await ensureDatabase(options.url);
+  const dataSource = new DataSource(dataSourceOptions(options));
+  await dataSource.initialize();
+  try {
+    await migrate(dataSource, options.schema);
+  } catch (error) {
+    await dataSource.destroy();
+    throw error;
+  }
+  return dataSource;
+}
+
+/** PostgreSQL error codes the apps branch on. */
+export const PgErrorCode = { UniqueViolation: '23505' } as const;
+
+export function pgErrorOf(error: unknown): { code?: string; constraint?: string } {
+  const driverError = (error as { driverError?: unknown }).driverError ?? error;
+  return driverError ?? {};
+}

@@ -1,0 +1,55 @@
+import { BaseRpcContext } from '@nestjs/microservices';
+import type { EntityManager } from 'typeorm';
+
+export interface ConsumeInfo {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  consumerGroup: string;
+  attempt: number;
+  eventId: string;
+  correlationId: string;
+  transaction?: EntityManager;
+  heartbeat: () => Promise<void>;
+}
+
+/** What a handler knows about the message it handles, beside the event itself. */
+export class ConsumeContext extends BaseRpcContext<[ConsumeInfo]> {
+  constructor(private readonly info: ConsumeInfo) {
+    super([info]);
+  }
+  get topic(): string {
+    return this.info.topic;
+  }
+  get partition(): number {
+    return this.info.partition;
+  }
+  get offset(): string {
+    return this.info.offset;
+  }
+  get key(): string | null {
+    return this.info.key;
+  }
+  get consumerGroup(): string {
+    return this.info.consumerGroup;
+  }
+  /** 1 on first delivery to the handler, then 2, 3… on retries. */
+  get attempt(): number {
+    return this.info.attempt;
+  }
+  get eventId(): string {
+    return this.info.eventId;
+  }
+  get correlationId(): string {
+    return this.info.correlationId;
+  }
+  /** The inbox transaction: writes made through it commit together with the dedupe record. */
+  get transaction(): EntityManager | undefined {
+    return this.info.transaction;
+  }
+  /** Keeps group membership alive during long work; the runner also beats on a timer while a handler runs. */
+  heartbeat(): Promise<void> {
+    return this.info.heartbeat();
+  }
+}

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { Logger } from '@nestjs/common';
+import { Kafka, KafkaConfig as KafkaJsConfig, logLevel, LogEntry, SASLOptions } from 'kafkajs';
+import type { KafkaConfig } from '@app/config';
+
+// kafkajs reports every refused connection as an ERROR; during a broker outage that is expected and retried, so
+// it is a warning here. Failures that matter surface as rejected calls, which the callers log.
+const levelName: Record<number, 'error' | 'warn' | 'log' | 'debug'> = {
+  [logLevel.ERROR]: 'warn',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'log',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/** Routes kafkajs logs through Nest's logger; INFO chatter (joins, rebalances) stays at debug. */
+function logCreator() {
+  return ({ namespace, level, log }: LogEntry) => {
+    const { message, ...extra } = log;
+    const logger = new Logger(`kafkajs:${namespace}`);
+    const text = `${message}${Object.keys(extra).length > 2 ? ` ${JSON.stringify(extra)}` : ''}`;
+    const method = levelName[level] ?? 'debug';
+    if (method === 'log') logger.debug(text);
+    else logger[method](text);
+  };
+}
+
+function saslOf(config: KafkaConfig): SASLOptions | undefined {
+  if (!config.KAFKA_SASL_MECHANISM) return undefined;
+  return {
+    mechanism: config.KAFKA_SASL_MECHANISM,
+    username: config.KAFKA_SASL_USERNAME ?? '',
+    password: config.KAFKA_SASL_PASSWORD ?? '',
+  };
+}
+
+/** One kafkajs client per process, configured for brokers, TLS and SASL from the validated config. */
+export function createKafka(config: KafkaConfig, clientId: string): Kafka {
+  const ssl: KafkaJsConfig['ssl'] = config.KAFKA_SSL
+    ? config.KAFKA_SSL_CA_FILE
+      ? { ca: [readFileSync(config.KAFKA_SSL_CA_FILE, 'utf8')] }
+      : true
+    : false;
+  return new Kafka({
+    clientId: config.KAFKA_CLIENT_ID ?? clientId,
+    brokers: config.KAFKA_BROKERS,
+    ssl,
+    sasl: saslOf(config),
+    connectionTimeout: config.KAFKA_CONNECT_TIMEOUT_MS,
+    logLevel: logLevel.WARN,
+    logCreator,
+    retry: { initialRetryTime: 200, maxRetryTime: 5000, retries: 8 },
+  });
+}
+
+export type { Kafka };

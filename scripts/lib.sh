@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Shared set-up steps for scripts/start.sh, scripts/test.sh and .ci/run. Source it; each step is idempotent.
+
+log() { echo "[setup] $*" >&2; }
+
+# npm scripts put node_modules/.bin first on PATH, where the `node` package provides Node 24.
+ensure_node_modules() {
+  if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing dependencies (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+  export PATH="$PWD/node_modules/.bin:$PATH"
+  hash -r
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$major" -lt 24 ]; then
+    log "Node $(node --version) found; this project needs Node >= 24.9 (installed as the 'node' devDependency)"
+    exit 1
+  fi
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+# Starts the machine's PostgreSQL cluster when DATABASE_URL is not given and nothing answers on 5432.
+ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ] || pg_up; then return; fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    log "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  fi
+  for _ in $(seq 1 60); do pg_up && return; sleep 0.5; done
+  log "PostgreSQL is not reachable on 127.0.0.1:5432; start it or set DATABASE_URL"
+  exit 1
+}
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; }
+
+ensure_redis() {
+  if [ -n "${REDIS_URL:-}" ] || redis_up; then return; fi
+  if command -v redis-server >/dev/null; then
+    log "starting Redis"
+    mkdir -p .run/redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir "$PWD/.run/redis" --logfile "$PWD/.run/redis/redis.log"
+  fi
+  for _ in $(seq 1 40); do redis_up && return; sleep 0.25; done
+  log "Redis is not reachable on 127.0.0.1:6379; start it or set REDIS_URL"
+  exit 1
+}
+
+APPS=(users-api email-service video-processor cache-invalidator notifier)
+
+build_apps() {
+  for app in "${APPS[@]}"; do nest build "$app"; done
+}
+
+app_entry() { echo "dist/apps/$1/apps/$1/src/main.js"; }

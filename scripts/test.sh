@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `npm test`: installs what is missing, starts a throw-away Kafka broker (unless KAFKA_BROKERS is given),
+# makes sure PostgreSQL runs, then type-checks and runs the unit and end-to-end suites.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
+ensure_node_modules
+ensure_postgres
+
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+  bash scripts/kafka.sh reset --name test
+  bash scripts/kafka.sh start --name test
+  export KAFKA_BROKERS=127.0.0.1:39092 TEST_KAFKA_MANAGED=1
+  trap 'bash scripts/kafka.sh stop --name test' EXIT
+else
+  log "using KAFKA_BROKERS=$KAFKA_BROKERS; broker stop/start tests are expected to fail against it"
+fi
+
+export NODE_OPTIONS="--experimental-vm-modules --no-warnings=ExperimentalWarning"
+log "type-checking"
+tsc -p tsconfig.json --noEmit
+jest --config jest.config.js --selectProjects unit "$@"
+jest --config jest.config.js --selectProjects e2e --runInBand "$@"

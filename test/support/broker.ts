@@ -1,0 +1,22 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { TEST_KAFKA_BROKERS } from './env';
+
+const run = promisify(execFile);
+const script = join(__dirname, '..', '..', 'scripts', 'kafka.sh');
+
+/** Stops the test broker (SIGTERM, clean shutdown) — only when scripts/test.sh manages it. */
+export async function stopBroker(): Promise<void> {
+  await run('bash', [script, 'stop', '--name', 'test'], { timeout: 60_000 });
+}
+
+export async function startBroker(): Promise<void> {
+  await run('bash', [script, 'start', '--name', 'test'], { timeout: 120_000 });
+}
+
+/** A plain kafkajs client for assertions, independent of the apps' messaging lib. */
+export function testKafka(clientId = 'e2e-tests'): Kafka {
+  return new Kafka({ clientId, brokers: TEST_KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING });
+}

@@ -1,0 +1,86 @@
+import { AddressInfo } from 'node:net';
+import { simpleParser } from 'mailparser';
+import { SMTPServer, SMTPServerSession } from 'smtp-server';
+
+export interface ReceivedMail {
+  to: string[];
+  from: string;
+  subject: string;
+  messageId: string;
+  html: string;
+  text: string;
+  headers: Map<string, unknown>;
+}
+
+/**
+ * A real SMTP server in the test process. `failNext(n, code)` makes the next n messages fail at DATA with an SMTP
+ * reply code; `stop()`/`start()` take it down and bring it back on the same port.
+ */
+export class SmtpCatcher {
+  readonly received: ReceivedMail[] = [];
+  port = 0;
+  private server?: SMTPServer;
+  private failures: { remaining: number; code: number } = { remaining: 0, code: 451 };
+
+  async start(port = this.port): Promise<this> {
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onData: (stream, _session: SMTPServerSession, callback) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => {
+          if (this.failures.remaining > 0) {
+            this.failures.remaining -= 1;
+            const error = Object.assign(new Error('Try again later'), { responseCode: this.failures.code });
+            callback(error);
+            return;
+          }
+          simpleParser(Buffer.concat(chunks))
+            .then((mail) => {
+              const to = (Array.isArray(mail.to) ? mail.to : mail.to ? [mail.to] : []).flatMap((a) =>
+                a.value.map((v) => v.address ?? ''),
+              );
+              this.received.push({
+                to,
+                from: mail.from?.text ?? '',
+                subject: mail.subject ?? '',
+                messageId: mail.messageId ?? '',
+                html: typeof mail.html === 'string' ? mail.html : '',
+                text: mail.text ?? '',
+                headers: mail.headers,
+              });
+              callback();
+            })
+            .catch((error: Error) => callback(error));
+        });
+      },
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+    this.port = (server.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  failNext(count: number, code = 451): void {
+    this.failures = { remaining: count, code };
+  }
+
+  get url(): string {
+    return `smtp://127.0.0.1:${this.port}`;
+  }
+
+  to(address: string): ReceivedMail[] {
+    return this.received.filter((mail) => mail.to.includes(address));
+  }
+}
