@@ -16,7 +16,7 @@ else
   log "using KAFKA_BROKERS=$KAFKA_BROKERS; broker stop/start tests are expected to fail against it"
 fi
 
-export NODE_OPTIONS="--experimental-vm-modules --no-warnings=ExperimentalWarning"
+export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
 jest --config jest.config.js --selectProjects unit "$@"

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server } from '@nestjs/microservices';
-import { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { lastValueFrom } from 'rxjs';
 import { EventOf, EventType, InvalidEventError, isEventType, parseEvent, topicOf } from '@app/contracts';
 import { BackoffPolicy, backoffDelay } from './backoff';
@@ -59,6 +59,7 @@ type Outcome = 'done' | 'aborted';
 export class KafkaEventServer extends Server implements CustomTransportStrategy {
   private readonly log = new Logger(KafkaEventServer.name);
   private consumer?: Consumer;
+  private idle?: { admin: Admin; timer: NodeJS.Timeout };
   private closing = false;
   private readonly wakeups = new Set<() => void>();
   private readonly listeners = new Map<string, unknown[]>();
@@ -101,11 +102,18 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (unknown.length > 0) throw new Error(`handlers for unknown event types: ${unknown.join(', ')}`);
     const topics = [...new Set(this.handledTypes().map((type) => topicOf(type)))];
     if (topics.length === 0) {
-      // Nothing to consume yet: prove the broker answers, then stay up.
+      // Nothing to consume yet: prove the broker answers, then stay up and keep checking it.
       const admin = kafka.admin();
       await admin.connect();
       await admin.describeCluster();
-      await admin.disconnect();
+      this.idle = {
+        admin,
+        timer: setInterval(() => {
+          admin.describeCluster().catch((error: unknown) => {
+            this.log.warn(`broker check failed: ${errorMessageOf(error)}`);
+          });
+        }, 30_000),
+      };
       this.log.log('connected to Kafka; no event handlers registered, idle');
       return;
     }
@@ -301,6 +309,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   async close(): Promise<void> {
     this.closing = true;
     for (const wake of [...this.wakeups]) wake();
+    if (this.idle) {
+      clearInterval(this.idle.timer);
+      await this.idle.admin.disconnect();
+      this.idle = undefined;
+    }
     if (this.consumer) {
       await this.consumer.disconnect();
       this.consumer = undefined;

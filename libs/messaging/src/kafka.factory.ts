@@ -18,7 +18,10 @@ function logCreator() {
     const { message, ...extra } = log;
     const logger = new Logger(`kafkajs:${namespace}`);
     const text = `${message}${Object.keys(extra).length > 2 ? ` ${JSON.stringify(extra)}` : ''}`;
-    const method = levelName[level] ?? 'debug';
+    // Retries are bounded on purpose: the outbox relay re-sends unacknowledged rows itself, and consumers dedupe
+    // by event id, so a duplicate the broker's idempotence cannot catch is still harmless.
+    const expected = message.startsWith('Limiting retries for the idempotent producer');
+    const method = expected ? 'debug' : (levelName[level] ?? 'debug');
     if (method === 'log') logger.debug(text);
     else logger[method](text);
   };

@@ -1,0 +1,23 @@
+# One image for every app; compose picks the app with `command`. Build: docker build -t kafka-nest .
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY nest-cli.json tsconfig.json tsconfig.build.json ./
+COPY apps ./apps
+COPY libs ./libs
+RUN for app in users-api email-service video-processor cache-invalidator notifier; do npx nest build "$app"; done
+
+FROM node:24-bookworm-slim AS runtime
+# ffmpeg/ffprobe for the video-processor; tini so SIGTERM reaches node and the consumers drain before exit.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends ffmpeg tini \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production NODE_OPTIONS=--disable-warning=TimeoutNegativeWarning
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+USER node
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/apps/users-api/apps/users-api/src/main.js"]

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { APP_CONFIG_SCHEMAS, loadConfig } from '@app/config';
+
+/** No Docker engine runs where the tests run, so the compose file is checked statically against the apps' configs. */
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string | number | boolean>;
+  ports?: string[];
+  container_name?: string;
+}
+
+const root = join(__dirname, '..');
+const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
+const apps = Object.keys(APP_CONFIG_SCHEMAS) as (keyof typeof APP_CONFIG_SCHEMAS)[];
+const envOf = (service: Service): Record<string, string> =>
+  Object.fromEntries(Object.entries(service.environment ?? {}).map(([key, value]) => [key, String(value)]));
+
+describe('docker-compose.yml', () => {
+  it('runs Kafka in KRaft mode from the official Apache image, with topic auto-creation off', () => {
+    const kafka = compose.services.kafka;
+    expect(kafka.image).toMatch(/^apache\/kafka:\d+\.\d+\.\d+$/);
+    expect(kafka.environment?.KAFKA_PROCESS_ROLES).toBe('broker,controller');
+    expect(String(kafka.environment?.KAFKA_AUTO_CREATE_TOPICS_ENABLE)).toBe('false');
+    expect(Object.keys(compose.services).some((name) => /zookeeper/i.test(name))).toBe(false);
+  });
+
+  it('has PostgreSQL, Redis and Mailpit', () => {
+    expect(compose.services.postgres.image).toMatch(/^postgres:/);
+    expect(compose.services.redis.image).toMatch(/^redis:/);
+    expect(compose.services.mailpit.image).toMatch(/^axllent\/mailpit/);
+  });
+
+  it.each(apps)('%s is its own service, built from the Dockerfile, running its own entry point', (app) => {
+    const service = compose.services[app];
+    expect(service).toBeDefined();
+    expect(service.build).toBe('.');
+    expect(service.command).toEqual(['node', `dist/apps/${app}/apps/${app}/src/main.js`]);
+  });
+
+  it.each(apps)('%s sets only variables its config knows, with values its config accepts', (app) => {
+    const env = envOf(compose.services[app]);
+    const known = Object.keys(APP_CONFIG_SCHEMAS[app].shape);
+    expect(Object.keys(env).filter((key) => !known.includes(key))).toEqual([]);
+    expect(() => loadConfig(app, APP_CONFIG_SCHEMAS[app], env)).not.toThrow();
+  });
+
+  it.each(apps.filter((app) => app !== 'users-api'))(
+    '%s can be scaled: no fixed container name or host port',
+    (app) => {
+      const service = compose.services[app];
+      expect(service.container_name).toBeUndefined();
+      expect(service.ports ?? []).toEqual([]);
+    },
+  );
+
+  it('the Dockerfile builds every app', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    for (const app of apps) expect(dockerfile).toContain(app);
+  });
+});
