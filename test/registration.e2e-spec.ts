@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { INestApplication, INestMicroservice } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
+import { EventConsumerApp } from '@app/messaging';
 import { Client } from 'pg';
 import { EnvelopeSchema, UserRegisteredV1 } from '@app/contracts';
 import { bootEmailService, bootUsersApi } from './support/apps';
@@ -14,7 +15,7 @@ describe('registration → welcome email', () => {
   const smtp = new SmtpCatcher();
   let api: INestApplication;
   let url: string;
-  let emailService: INestMicroservice | undefined;
+  let emailService: EventConsumerApp | undefined;
   const db = new Client({ connectionString: TEST_DATABASE_URL });
 
   const emailEnv = () => ({ SMTP_URL: smtp.url, SMTP_FROM: FROM });
@@ -27,7 +28,7 @@ describe('registration → welcome email', () => {
   });
 
   afterAll(async () => {
-    await emailService?.close();
+    await emailService?.app.close();
     await api?.close();
     await smtp.stop();
     await db.end();
@@ -250,7 +251,7 @@ describe('registration → welcome email', () => {
     await waitFor('the email before the replay', () => smtp.to(user.email).length === 1);
     const sentBefore = smtp.received.map((mail) => mail.messageId);
 
-    await emailService?.close();
+    await emailService?.app.close();
     emailService = undefined;
     const admin = testKafka().admin();
     await admin.connect();

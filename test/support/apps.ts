@@ -1,4 +1,5 @@
-import { INestApplication, INestMicroservice } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
+import { EventConsumerApp } from '@app/messaging';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { startEmailService } from '../../apps/email-service/src/bootstrap';
 import { startUsersApi } from '../../apps/users-api/src/bootstrap';
@@ -12,6 +13,6 @@ export async function bootUsersApi(
   return { app, url };
 }
 
-export function bootEmailService(overrides: Record<string, string> = {}): Promise<INestMicroservice> {
+export function bootEmailService(overrides: Record<string, string> = {}): Promise<EventConsumerApp> {
   return startEmailService(loadConfig('email-service', emailServiceConfigSchema, appEnv(overrides)));
 }

@@ -1,9 +1,10 @@
 import 'reflect-metadata';
-import { emailServiceConfigSchema, loadConfigOrExit, runMain } from '@app/config';
+import { emailServiceConfigSchema, exitOnSignals, loadConfigOrExit, runMain } from '@app/config';
 import { startEmailService } from './bootstrap';
 
 runMain('email-service', async () => {
   const config = loadConfigOrExit('email-service', emailServiceConfigSchema);
-  await startEmailService(config);
+  const { app } = await startEmailService(config);
+  exitOnSignals('email-service', app, config.SHUTDOWN_TIMEOUT_MS);
   return `consuming as group ${config.EMAIL_CONSUMER_GROUP}`;
 });

@@ -10,7 +10,6 @@ export async function startUsersApi(config: UsersApiConfig): Promise<INestApplic
     logger: logLevels(config.LOG_LEVEL),
   });
   app.useBodyParser('json', { limit: '16kb' });
-  app.enableShutdownHooks();
   await app.listen(config.PORT, config.HOST);
   return app;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkKafkaAuth, databaseEnv, env, kafkaEnv, logEnv } from './fields';
+import { checkKafkaAuth, consumerEnv, databaseEnv, env, kafkaEnv, logEnv } from './fields';
 
 const smtpUrl = z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' });
 
@@ -15,6 +15,7 @@ export const usersApiConfigSchema = z
     OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200),
     OUTBOX_IDLE_POLL_MS: env.int(100, 600_000).default(5000),
     OUTBOX_MAX_BACKOFF_MS: env.int(100, 600_000).default(5000),
+    SHUTDOWN_TIMEOUT_MS: consumerEnv.SHUTDOWN_TIMEOUT_MS,
   })
   .superRefine(checkKafkaAuth);
 
@@ -23,6 +24,7 @@ export const emailServiceConfigSchema = z
     ...kafkaEnv,
     ...databaseEnv,
     ...logEnv,
+    ...consumerEnv,
     SMTP_URL: smtpUrl.default('smtp://127.0.0.1:1025'),
     SMTP_USER: z.string().optional(),
     SMTP_PASSWORD: z.string().optional(),
@@ -33,20 +35,21 @@ export const emailServiceConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9._-]+$/)
       .default('email-service'),
-    EMAIL_CONCURRENCY: env.int(1, 64).default(3),
-    CONSUMER_RETRY_INITIAL_MS: env.int(1, 600_000).default(500),
-    CONSUMER_RETRY_MAX_MS: env.int(1, 3_600_000).default(30_000),
   })
   .superRefine(checkKafkaAuth);
 
 /** Apps that connect to Kafka and wait for the handlers a later change gives them. */
-export const idleAppConfigSchema = z.object({ ...kafkaEnv, ...logEnv }).superRefine(checkKafkaAuth);
+export const idleAppConfigSchema = z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv }).superRefine(checkKafkaAuth);
+
+/** Command-line tools that only talk to Kafka (the dead-letter CLI). */
+export const kafkaToolConfigSchema = z.object({ ...kafkaEnv }).superRefine(checkKafkaAuth);
 
 export type UsersApiConfig = z.infer<typeof usersApiConfigSchema>;
 export type EmailServiceConfig = z.infer<typeof emailServiceConfigSchema>;
 export type IdleAppConfig = z.infer<typeof idleAppConfigSchema>;
 export type KafkaConfig = Pick<UsersApiConfig, keyof typeof kafkaEnv>;
 export type DatabaseConfig = Pick<UsersApiConfig, keyof typeof databaseEnv>;
+export type ConsumerConfig = Pick<EmailServiceConfig, keyof typeof consumerEnv>;
 
 /** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
 export const APP_CONFIG_SCHEMAS = {

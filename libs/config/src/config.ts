@@ -75,3 +75,39 @@ export function runMain(app: string, boot: () => Promise<string>): void {
     },
   );
 }
+
+export interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * SIGTERM or SIGINT closes the app — consumers stop fetching, finish in-flight messages, commit and disconnect —
+ * and exits 0. A second signal, or the deadline, exits 1 at once: whatever was not committed is redelivered.
+ */
+export function exitOnSignals(app: string, target: Closable, deadlineMs: number): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) {
+      process.stderr.write(`${app} received ${signal} again; exiting now\n`);
+      process.exit(1);
+    }
+    closing = true;
+    process.stdout.write(`${app} received ${signal}; finishing in-flight work (up to ${deadlineMs} ms)\n`);
+    setTimeout(() => {
+      process.stderr.write(`${app} did not shut down within ${deadlineMs} ms; exiting\n`);
+      process.exit(1);
+    }, deadlineMs).unref();
+    target.close().then(
+      () => {
+        process.stdout.write(`${app} stopped\n`);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        process.stderr.write(`${app} shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -42,6 +42,22 @@ export const databaseEnv = {
   DATABASE_POOL_SIZE: int(1, 200).default(10),
 };
 
+/**
+ * Failure handling of a consumer group: how often and how long a retriable failure is retried before the message
+ * goes to the dead-letter topic, and how long a graceful shutdown may take.
+ */
+export const consumerEnv = {
+  CONSUMER_CONCURRENCY: int(1, 64).default(3),
+  CONSUMER_MAX_ATTEMPTS: int(1, 100).default(6),
+  CONSUMER_RETRY_INITIAL_MS: int(1, 600_000).default(500),
+  CONSUMER_RETRY_MAX_MS: int(1, 3_600_000).default(30_000),
+  CONSUMER_RETRY_MULTIPLIER: int(1, 10).default(2),
+  CONSUMER_RETRY_DEADLINE_MS: int(1000, 7 * 24 * 3_600_000).default(3_600_000),
+  CONSUMER_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
+  CONSUMER_HEARTBEAT_INTERVAL_MS: int(100, 60_000).default(3000),
+  SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(25_000),
+};
+
 export const logEnv = {
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
 };

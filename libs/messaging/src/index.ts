@@ -9,3 +9,6 @@ export * from './handle-event.decorator';
 export * from './kafka-event.server';
 export * from './messaging.module';
 export * from './consumer-app';
+export * from './failure-headers';
+export * from './retry-policy';
+export * from './dead-letters';

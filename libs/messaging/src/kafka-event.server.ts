@@ -3,10 +3,23 @@ import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { lastValueFrom } from 'rxjs';
 import { EventOf, EventType, InvalidEventError, isEventType, parseEvent, topicOf } from '@app/contracts';
-import { BackoffPolicy, backoffDelay } from './backoff';
+import { backoffDelay } from './backoff';
 import { ConsumeContext } from './consume-context';
 import { classifyError, errorClassOf, errorMessageOf } from './errors';
+import {
+  DeadLetterReason,
+  deadLetterTopicOf,
+  FailureHeaders,
+  failureHeaders,
+  MessageOrigin,
+  ownHeaders,
+  readRetryState,
+  RetryState,
+  retryTopicOf,
+} from './failure-headers';
 import { InboxStore, NoInbox } from './inbox';
+import type { EventProducer } from './producer';
+import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings } from './topics';
 
 export interface KafkaEventServerOptions {
@@ -14,75 +27,96 @@ export interface KafkaEventServerOptions {
   topics: TopicSettings;
   /** Partitions handled in parallel by this replica (order within a partition is always kept). */
   concurrency?: number;
-  retry?: BackoffPolicy;
+  retry: RetryPolicy;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   maxBytesPerPartition?: number;
   /** Commit at least this often while a batch is being worked through. */
   commitEveryMessages?: number;
   commitIntervalMs?: number;
-  /** How a message that can never be handled is set aside; the partition moves on after it returns. */
-  onRejected?: (rejection: RejectedMessage) => Promise<void>;
-}
-
-/** A message the runner gives up on: invalid input, or a handler's permanent failure. */
-export interface RejectedMessage {
-  topic: string;
-  partition: number;
-  offset: string;
-  key: string | null;
-  value: Buffer | null;
-  headers: KafkaMessage['headers'];
-  timestamp: string;
-  consumerGroup: string;
-  attempts: number;
-  error: unknown;
 }
 
 export interface ConsumerStats {
   handled: number;
   duplicates: number;
-  rejected: number;
-  retries: number;
+  retried: number;
+  deadLettered: number;
   skipped: number;
 }
 
-type Outcome = 'done' | 'aborted';
+export interface ConsumerStatus {
+  consumerGroup: string;
+  state: 'starting' | 'idle' | 'consuming' | 'stopping' | 'stopped';
+  topics: string[];
+  stats: ConsumerStats;
+}
+
+type Outcome = { kind: 'done' } | { kind: 'wait'; until: number } | { kind: 'aborted' };
+
+const DONE: Outcome = { kind: 'done' };
 
 /**
  * Kafka consumer for `@HandleEvent` handlers, replacing Nest's ServerKafka whose failing handler re-fetches the
- * same offset forever. Per message: parse and validate at the boundary, dedupe in the inbox, run the handler,
- * then resolve and commit. Invalid input and permanent failures are set aside and the partition moves on;
- * retriable failures are retried with backoff until they pass or the process shuts down, in which case the
- * offset stays uncommitted and the message is redelivered.
+ * same offset forever. Per message: parse and validate at the boundary, dedupe in the inbox, run the handler, then
+ * resolve and commit. No failure blocks a partition:
+ *
+ * - invalid input and permanent errors go to the group's dead-letter topic on the first attempt;
+ * - retriable errors go to the group's retry topic with a due time; the same consumer reads that topic and pauses
+ *   its partition until the head message is due, then runs the handler again — until it passes, runs out of
+ *   attempts or passes the deadline, and then goes to the dead-letter topic.
+ *
+ * An offset is resolved only after its message was handled, or accepted by the broker on the retry or dead-letter
+ * topic. If that publish fails, the partition is paused briefly and the message is fetched again.
  */
 export class KafkaEventServer extends Server implements CustomTransportStrategy {
   private readonly log = new Logger(KafkaEventServer.name);
   private consumer?: Consumer;
   private idle?: { admin: Admin; timer: NodeJS.Timeout };
   private closing = false;
-  private readonly wakeups = new Set<() => void>();
+  private state: ConsumerStatus['state'] = 'starting';
+  private subscribed: string[] = [];
+  private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Map<string, unknown[]>();
-  readonly stats: ConsumerStats = { handled: 0, duplicates: 0, rejected: 0, retries: 0, skipped: 0 };
+  private publishFailures = 0;
+  readonly stats: ConsumerStats = { handled: 0, duplicates: 0, retried: 0, deadLettered: 0, skipped: 0 };
   private kafka?: Kafka;
+  private producer?: EventProducer;
   private inbox: InboxStore = new NoInbox();
 
   constructor(private readonly options: KafkaEventServerOptions) {
     super();
   }
 
+  get retryTopic(): string {
+    return retryTopicOf(this.options.consumerGroup);
+  }
+
+  get deadLetterTopic(): string {
+    return deadLetterTopicOf(this.options.consumerGroup);
+  }
+
   /**
-   * Hands over what lives in the app's DI container (the Kafka client, the inbox's DataSource), which exists only
-   * once Nest created the app around this server. Called before `listen`.
+   * Hands over what lives in the app's DI container (the Kafka client, the producer, the inbox's DataSource), which
+   * exists only once Nest created the app around this server. Called before `listen`.
    */
-  attach(deps: { kafka: Kafka; inbox?: InboxStore }): void {
+  attach(deps: { kafka: Kafka; producer: EventProducer; inbox?: InboxStore }): void {
     this.kafka = deps.kafka;
+    this.producer = deps.producer;
     if (deps.inbox) this.inbox = deps.inbox;
   }
 
   /** Event types this app handles, from its `@HandleEvent` methods. */
   handledTypes(): EventType[] {
     return [...this.getHandlers().keys()].filter(isEventType);
+  }
+
+  consumerStatus(): ConsumerStatus {
+    return {
+      consumerGroup: this.options.consumerGroup,
+      state: this.state,
+      topics: this.subscribed,
+      stats: { ...this.stats },
+    };
   }
 
   async listen(callback: (error?: unknown) => void): Promise<void> {
@@ -100,8 +134,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (!kafka) throw new Error('KafkaEventServer.attach() was not called before listen()');
     const unknown = [...this.getHandlers().keys()].filter((p) => !isEventType(p));
     if (unknown.length > 0) throw new Error(`handlers for unknown event types: ${unknown.join(', ')}`);
-    const topics = [...new Set(this.handledTypes().map((type) => topicOf(type)))];
-    if (topics.length === 0) {
+    const sources = [...new Set(this.handledTypes().map((type) => topicOf(type)))];
+    if (sources.length === 0) {
       // Nothing to consume yet: prove the broker answers, then stay up and keep checking it.
       const admin = kafka.admin();
       await admin.connect();
@@ -114,10 +148,12 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
           });
         }, 30_000),
       };
+      this.state = 'idle';
       this.log.log('connected to Kafka; no event handlers registered, idle');
       return;
     }
-    await ensureTopics(kafka, topics, this.options.topics);
+    const topics = [...sources, this.retryTopic];
+    await ensureTopics(kafka, [...topics, this.deadLetterTopic], this.options.topics);
     const consumer = kafka.consumer({
       groupId: consumerGroup,
       sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
@@ -135,7 +171,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       partitionsConsumedConcurrently: this.options.concurrency ?? 1,
       eachBatch: (payload) => this.handleBatch(payload),
     });
-    this.log.log(`consuming ${topics.join(', ')} as group ${consumerGroup}`);
+    this.subscribed = topics;
+    this.state = 'consuming';
+    this.log.log(
+      `consuming ${topics.join(', ')} as group ${consumerGroup}; dead letters go to ${this.deadLetterTopic}`,
+    );
   }
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
@@ -162,8 +202,24 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     try {
       for (const message of batch.messages) {
         if (!assigned() || this.closing) break;
-        const outcome = await this.handleMessage(batch.topic, batch.partition, message, heartbeat, assigned);
-        if (outcome === 'aborted') break;
+        let outcome: Outcome;
+        try {
+          outcome = await this.handleMessage(batch.topic, batch.partition, message, heartbeat);
+          this.publishFailures = 0;
+        } catch (error) {
+          // The retry or dead-letter publish failed (or the broker went away): keep the offset, try again shortly.
+          this.publishFailures += 1;
+          const delay = backoffDelay(this.options.retry, this.publishFailures);
+          this.log.warn(
+            `${batch.topic}[${batch.partition}]@${message.offset} could not be set aside (${errorClassOf(error)}: ${errorMessageOf(error)}); fetching it again in ${delay} ms`,
+          );
+          outcome = { kind: 'wait', until: Date.now() + delay };
+        }
+        if (outcome.kind === 'wait') {
+          this.pauseUntil(batch.topic, batch.partition, outcome.until);
+          break;
+        }
+        if (outcome.kind === 'aborted') break;
         payload.resolveOffset(message.offset);
         uncommitted = message.offset;
         count += 1;
@@ -178,137 +234,172 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     }
   }
 
+  /**
+   * Stops fetching one partition until `until`; unresolved messages are fetched again after the resume. This is how
+   * the retry topic waits for its head message to be due without a busy loop or a sleeping handler.
+   */
+  private pauseUntil(topic: string, partition: number, until: number): void {
+    const consumer = this.consumer;
+    if (!consumer || this.closing) return;
+    const key = `${topic}:${partition}`;
+    clearTimeout(this.resumeTimers.get(key));
+    consumer.pause([{ topic, partitions: [partition] }]);
+    const timer = setTimeout(
+      () => {
+        this.resumeTimers.delete(key);
+        if (!this.closing) consumer.resume([{ topic, partitions: [partition] }]);
+      },
+      Math.max(1, until - Date.now()),
+    );
+    this.resumeTimers.set(key, timer);
+  }
+
   private async handleMessage(
     topic: string,
     partition: number,
     message: KafkaMessage,
     heartbeat: () => Promise<void>,
-    assigned: () => boolean,
   ): Promise<Outcome> {
-    const where = `${topic}[${partition}]@${message.offset}`;
+    let prior: RetryState | undefined;
+    if (topic === this.retryTopic) {
+      prior = readRetryState(message.headers);
+      if (!prior) {
+        const origin = { topic, partition, offset: message.offset, timestamp: message.timestamp };
+        const error = new InvalidEventError('invalid-envelope', 'message on the retry topic lacks its retry headers');
+        await this.deadLetter(message, { origin, attempts: 1, firstFailedAt: Date.now() }, error, 'invalid-message');
+        return DONE;
+      }
+      if (prior.retryAt > Date.now()) return { kind: 'wait', until: prior.retryAt };
+    }
+    const origin: MessageOrigin = prior?.origin ?? {
+      topic,
+      partition,
+      offset: message.offset,
+      timestamp: message.timestamp,
+    };
+    const attempt = (prior?.attempts ?? 0) + 1;
+    const firstFailedAt = prior?.firstFailedAt ?? Date.now();
+    const where = `${origin.topic}[${origin.partition}]@${origin.offset}`;
+
     let event: EventOf<EventType>;
     try {
       event = parseEvent(message.value);
     } catch (error) {
       if (!(error instanceof InvalidEventError)) throw error;
-      await this.reject(topic, partition, message, 1, error);
-      return 'done';
+      await this.deadLetter(message, { origin, attempts: attempt, firstFailedAt }, error, 'invalid-message');
+      return DONE;
     }
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) {
       // A known event on a shared topic that this group does not act on.
       this.stats.skipped += 1;
-      return 'done';
+      return DONE;
     }
 
-    for (let attempt = 1; ; attempt++) {
-      const beat = setInterval(() => {
-        heartbeat().catch(() => undefined);
-      }, this.options.heartbeatIntervalMs ?? 3_000);
-      try {
-        const outcome = await this.inbox.run(
-          {
+    const beat = setInterval(() => {
+      heartbeat().catch(() => undefined);
+    }, this.options.heartbeatIntervalMs ?? 3_000);
+    try {
+      const outcome = await this.inbox.run(
+        {
+          consumerGroup: this.options.consumerGroup,
+          eventId: event.id,
+          eventType: event.type,
+          topic: origin.topic,
+          partition: origin.partition,
+          offset: origin.offset,
+        },
+        async (transaction) => {
+          const context = new ConsumeContext({
+            topic: origin.topic,
+            partition: origin.partition,
+            offset: origin.offset,
+            key: message.key?.toString('utf8') ?? null,
             consumerGroup: this.options.consumerGroup,
+            attempt,
             eventId: event.id,
-            eventType: event.type,
-            topic,
-            partition,
-            offset: message.offset,
-          },
-          async (transaction) => {
-            const context = new ConsumeContext({
-              topic,
-              partition,
-              offset: message.offset,
-              key: message.key?.toString('utf8') ?? null,
-              consumerGroup: this.options.consumerGroup,
-              attempt,
-              eventId: event.id,
-              correlationId: event.correlationid,
-              transaction,
-              heartbeat,
-            });
-            const result: unknown = await handler(event, context);
-            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
-          },
-        );
-        if (outcome === 'duplicate') {
-          this.stats.duplicates += 1;
-          this.log.debug(
-            `${where} ${event.type} ${event.id} already handled by ${this.options.consumerGroup}; skipped`,
-          );
-        } else {
-          this.stats.handled += 1;
-        }
-        return 'done';
-      } catch (error) {
-        if (classifyError(error) === 'permanent') {
-          await this.reject(topic, partition, message, attempt, error);
-          return 'done';
-        }
-        const delay = backoffDelay(this.options.retry ?? { initialMs: 500, maxMs: 30_000 }, attempt);
-        this.stats.retries += 1;
-        this.log.warn(
-          `${where} ${event.type} ${event.id} attempt ${attempt} failed (${errorClassOf(error)}: ${errorMessageOf(error)}); retrying in ${delay} ms`,
-        );
-        if (!(await this.pauseFor(delay, heartbeat, assigned))) return 'aborted';
-      } finally {
-        clearInterval(beat);
-      }
-    }
-  }
-
-  private async reject(
-    topic: string,
-    partition: number,
-    message: KafkaMessage,
-    attempts: number,
-    error: unknown,
-  ): Promise<void> {
-    this.stats.rejected += 1;
-    const rejection: RejectedMessage = {
-      topic,
-      partition,
-      offset: message.offset,
-      key: message.key?.toString('utf8') ?? null,
-      value: message.value,
-      headers: message.headers,
-      timestamp: message.timestamp,
-      consumerGroup: this.options.consumerGroup,
-      attempts,
-      error,
-    };
-    if (this.options.onRejected) {
-      await this.options.onRejected(rejection);
-    } else {
-      this.log.error(
-        `rejected ${topic}[${partition}]@${message.offset} after ${attempts} attempt(s): ${errorClassOf(error)}: ${errorMessageOf(error)}`,
+            correlationId: event.correlationid,
+            transaction,
+            heartbeat,
+          });
+          const result: unknown = await handler(event, context);
+          await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+        },
       );
+      if (outcome === 'duplicate') {
+        this.stats.duplicates += 1;
+        this.log.debug(`${where} ${event.type} ${event.id} already handled by ${this.options.consumerGroup}; skipped`);
+      } else {
+        this.stats.handled += 1;
+        if (attempt > 1) this.log.log(`${where} ${event.type} ${event.id} handled on attempt ${attempt}`);
+      }
+      return DONE;
+    } catch (error) {
+      const failure = { origin, attempts: attempt, firstFailedAt };
+      const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
+      if (classifyError(error) === 'permanent') {
+        await this.deadLetter(message, failure, error, 'permanent-error');
+        return DONE;
+      }
+      if (attempt >= this.options.retry.maxAttempts) {
+        await this.deadLetter(message, failure, error, 'attempts-exhausted');
+        return DONE;
+      }
+      const retryAt = Date.now() + backoffDelay(this.options.retry, attempt);
+      if (retryAt - firstFailedAt > this.options.retry.deadlineMs) {
+        await this.deadLetter(message, failure, error, 'deadline-exceeded');
+        return DONE;
+      }
+      await this.republish(message, this.retryTopic, {
+        ...failureHeaders({ ...failure, consumerGroup: this.options.consumerGroup, error }),
+        [FailureHeaders.RetryAt]: String(retryAt),
+      });
+      this.stats.retried += 1;
+      this.log.warn(
+        `${label} failed (${errorClassOf(error)}: ${errorMessageOf(error)}); retry in ${retryAt - Date.now()} ms`,
+      );
+      return DONE;
+    } finally {
+      clearInterval(beat);
     }
   }
 
-  /** Waits out a backoff while keeping the group membership; false when shutdown or a rebalance interrupted it. */
-  private async pauseFor(ms: number, heartbeat: () => Promise<void>, assigned: () => boolean): Promise<boolean> {
-    const until = Date.now() + ms;
-    while (!this.closing && assigned() && Date.now() < until) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          this.wakeups.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.min(1000, until - Date.now()));
-        this.wakeups.add(done);
-      });
-      await heartbeat().catch(() => undefined);
-    }
-    return !this.closing && assigned();
+  private async deadLetter(
+    message: KafkaMessage,
+    failure: { origin: MessageOrigin; attempts: number; firstFailedAt: number },
+    error: unknown,
+    reason: DeadLetterReason,
+  ): Promise<void> {
+    await this.republish(message, this.deadLetterTopic, {
+      ...failureHeaders({ ...failure, consumerGroup: this.options.consumerGroup, error }),
+      [FailureHeaders.Reason]: reason,
+    });
+    this.stats.deadLettered += 1;
+    const { origin } = failure;
+    this.log.error(
+      `${origin.topic}[${origin.partition}]@${origin.offset} → ${this.deadLetterTopic} (${reason} after ${failure.attempts} attempt(s)): ${errorClassOf(error)}: ${errorMessageOf(error)}`,
+    );
+  }
+
+  /** Republishes the message's exact key, value and own headers, plus the failure headers; resolves once acked. */
+  private async republish(message: KafkaMessage, topic: string, headers: Record<string, string>): Promise<void> {
+    if (!this.producer) throw new Error('KafkaEventServer.attach() was not called before listen()');
+    await this.producer.send([
+      {
+        topic,
+        key: message.key?.toString('utf8') ?? null,
+        value: message.value,
+        headers: { ...ownHeaders(message.headers), ...headers },
+      },
+    ]);
   }
 
   /** Stops fetching, lets in-flight handlers finish and commit, then leaves the group. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const wake of [...this.wakeups]) wake();
+    this.state = 'stopping';
+    for (const timer of this.resumeTimers.values()) clearTimeout(timer);
+    this.resumeTimers.clear();
     if (this.idle) {
       clearInterval(this.idle.timer);
       await this.idle.admin.disconnect();
@@ -318,6 +409,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       await this.consumer.disconnect();
       this.consumer = undefined;
     }
+    this.state = 'stopped';
   }
 
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- signature fixed by Nest's Server

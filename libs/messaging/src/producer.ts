@@ -13,9 +13,10 @@ import {
 /** A record ready for Kafka: topic, key (the aggregate id, for per-key order), serialized value, headers. */
 export interface OutgoingRecord {
   topic: string;
-  key: string;
-  value: string;
-  headers?: Record<string, string>;
+  key: string | null;
+  /** Bytes as they are: a dead letter keeps the exact value that failed, even when it is not JSON. */
+  value: string | Buffer | null;
+  headers?: Record<string, string | Buffer>;
 }
 
 export interface PublishOptions {
@@ -37,7 +38,7 @@ export function envelopeHeaders(envelope: Envelope): Record<string, string> {
 }
 
 /** Builds the record for a typed event: the payload is validated here, so a wrong shape never leaves the process. */
-export function toRecord<T extends EventType>(type: T, data: PayloadOf<T>, options: PublishOptions): OutgoingRecord {
+export function toRecord<T extends EventType>(type: T, data: PayloadOf<T>, options: PublishOptions): EventRecord {
   const envelope = createEnvelope({
     type,
     source: options.source,
@@ -53,6 +54,9 @@ export function toRecord<T extends EventType>(type: T, data: PayloadOf<T>, optio
   };
 }
 
+/** A typed event record, whose value and headers are always text. */
+export type EventRecord = OutgoingRecord & { key: string; value: string; headers: Record<string, string> };
+
 /**
  * The process's one idempotent producer (acks=all, one request in flight, so per-partition order survives
  * retries). Every send is awaited by its caller; records of one call go out in one request per broker.
@@ -62,6 +66,7 @@ export class EventProducer {
   private readonly producer: Producer;
   private connecting?: Promise<void>;
   private connected = false;
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(kafka: Kafka) {
     this.producer = kafka.producer({
@@ -94,6 +99,13 @@ export class EventProducer {
   /** Sends records in the given order; resolves only after the broker acknowledged all of them (acks=all). */
   async send(records: readonly OutgoingRecord[]): Promise<void> {
     if (records.length === 0) return;
+    // One send at a time: concurrent sends on one idempotent kafkajs producer have lost messages (kafkajs#1005).
+    const turn = this.tail.then(() => this.sendNow(records));
+    this.tail = turn.catch(() => undefined);
+    await turn;
+  }
+
+  private async sendNow(records: readonly OutgoingRecord[]): Promise<void> {
     await this.connect();
     // One entry per topic, records kept in their relative order: per-key order only matters within a partition.
     const byTopic = new Map<string, Message[]>();
@@ -110,10 +122,11 @@ export class EventProducer {
   async publish<T extends EventType>(type: T, data: PayloadOf<T>, options: PublishOptions): Promise<string> {
     const record = toRecord(type, data, options);
     await this.send([record]);
-    return record.headers?.ce_id ?? '';
+    return record.headers.ce_id;
   }
 
   async disconnect(): Promise<void> {
+    await this.tail;
     try {
       await this.producer.disconnect();
     } catch (error) {

@@ -17,14 +17,14 @@ export class OutboxWriter {
     options: PublishOptions,
   ): Promise<string> {
     const record = toRecord(type, data, options);
-    const eventId = record.headers?.ce_id ?? '';
+    const eventId = record.headers.ce_id;
     await transaction.insert(OutboxMessage, {
       eventId,
       eventType: type,
       topic: record.topic,
       messageKey: record.key,
       value: record.value,
-      headers: record.headers ?? {},
+      headers: record.headers,
     });
     return eventId;
   }

@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import type { IHeaders, Kafka } from 'kafkajs';
+import { deadLetterTopicOf, FailureHeaders, headerString, ownHeaders } from './failure-headers';
+import { EventProducer } from './producer';
+
+/** One message on a consumer group's dead-letter topic, with what its headers say about the failure. */
+export interface DeadLetter {
+  partition: number;
+  offset: string;
+  timestamp: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  eventId: string | null;
+  eventType: string | null;
+  originalTopic: string | null;
+  originalPartition: number | null;
+  originalOffset: string | null;
+  attempts: number | null;
+  reason: string | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+  failedAt: string | null;
+}
+
+export interface DeadLetterFilter {
+  type?: string;
+  id?: string;
+  partition?: number;
+  offset?: string;
+}
+
+function stringHeaders(headers: IHeaders | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const name of Object.keys(headers ?? {})) {
+    const value = headerString(headers, name);
+    if (value !== undefined) result[name] = value;
+  }
+  return result;
+}
+
+/** The envelope's id and type: from the CloudEvents headers, else from the value when it is JSON. */
+function identify(headers: Record<string, string>, value: Buffer | null): { id: string | null; type: string | null } {
+  if (headers.ce_id && headers.ce_type) return { id: headers.ce_id, type: headers.ce_type };
+  try {
+    const parsed = JSON.parse(value?.toString('utf8') ?? '') as { id?: unknown; type?: unknown };
+    return {
+      id: typeof parsed.id === 'string' ? parsed.id : null,
+      type: typeof parsed.type === 'string' ? parsed.type : null,
+    };
+  } catch {
+    return { id: null, type: null };
+  }
+}
+
+function toDeadLetter(
+  partition: number,
+  message: { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null; headers?: IHeaders },
+): DeadLetter {
+  const headers = stringHeaders(message.headers);
+  const { id, type } = identify(headers, message.value);
+  const number = (name: string) => (headers[name] !== undefined ? Number(headers[name]) : null);
+  const failedAt = number(FailureHeaders.FailedAt);
+  return {
+    partition,
+    offset: message.offset,
+    timestamp: message.timestamp,
+    key: message.key?.toString('utf8') ?? null,
+    value: message.value,
+    headers,
+    eventId: id,
+    eventType: type,
+    originalTopic: headers[FailureHeaders.OriginalTopic] ?? null,
+    originalPartition: number(FailureHeaders.OriginalPartition),
+    originalOffset: headers[FailureHeaders.OriginalOffset] ?? null,
+    attempts: number(FailureHeaders.Attempts),
+    reason: headers[FailureHeaders.Reason] ?? null,
+    errorClass: headers[FailureHeaders.ErrorClass] ?? null,
+    errorMessage: headers[FailureHeaders.ErrorMessage] ?? null,
+    failedAt: failedAt === null ? null : new Date(failedAt).toISOString(),
+  };
+}
+
+function matches(letter: DeadLetter, filter: DeadLetterFilter): boolean {
+  return (
+    (filter.type === undefined || letter.eventType === filter.type) &&
+    (filter.id === undefined || letter.eventId === filter.id) &&
+    (filter.partition === undefined || letter.partition === filter.partition) &&
+    (filter.offset === undefined || letter.offset === filter.offset)
+  );
+}
+
+/**
+ * Reads, replays and purges a consumer group's dead-letter topic. Replay republishes the exact key, value and own
+ * headers to the original topic; the group's inbox skips an event that was in fact handled before.
+ */
+export class DeadLetters {
+  readonly topic: string;
+
+  constructor(
+    private readonly kafka: Kafka,
+    consumerGroup: string,
+  ) {
+    this.topic = deadLetterTopicOf(consumerGroup);
+  }
+
+  /** Every dead letter present now (from the low to the high watermark of each partition) that matches. */
+  async list(filter: DeadLetterFilter = {}, timeoutMs = 30_000): Promise<DeadLetter[]> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const existing = await admin.listTopics();
+      if (!existing.includes(this.topic)) return [];
+      const watermarks = await admin.fetchTopicOffsets(this.topic);
+      const ends = new Map(watermarks.map((w) => [w.partition, { low: BigInt(w.low), high: BigInt(w.high) }]));
+      const pending = new Set(watermarks.filter((w) => BigInt(w.high) > BigInt(w.low)).map((w) => w.partition));
+      if (pending.size === 0) return [];
+      const letters: DeadLetter[] = [];
+      // A throw-away group: reading never moves the offsets of anything else.
+      const groupId = `dead-letter-reader-${randomUUID()}`;
+      const consumer = this.kafka.consumer({ groupId, allowAutoTopicCreation: false });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+        const done = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`reading ${this.topic} took longer than ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+          consumer
+            .run({
+              autoCommit: false,
+              eachMessage: ({ partition, message }) => {
+                const end = ends.get(partition);
+                if (end && BigInt(message.offset) < end.high) letters.push(toDeadLetter(partition, message));
+                if (end && BigInt(message.offset) >= end.high - 1n) pending.delete(partition);
+                if (pending.size === 0) {
+                  clearTimeout(timer);
+                  resolve();
+                }
+                return Promise.resolve();
+              },
+            })
+            .catch(reject);
+        });
+        await done;
+      } finally {
+        await consumer.disconnect();
+        await admin.deleteGroups([groupId]).catch(() => undefined);
+      }
+      return letters
+        .filter((letter) => matches(letter, filter))
+        .sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Republishes the matching dead letters to their original topics, in order; returns what was replayed. */
+  async replay(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+    const letters = (await this.list(filter)).filter((letter) => letter.originalTopic !== null);
+    if (letters.length === 0) return [];
+    const producer = new EventProducer(this.kafka);
+    try {
+      await producer.send(
+        letters.map((letter) => ({
+          topic: letter.originalTopic as string,
+          key: letter.key,
+          value: letter.value,
+          headers: {
+            ...ownHeaders(letter.headers),
+            [FailureHeaders.ReplayedFrom]: `${this.topic}/${letter.partition}/${letter.offset}`,
+          },
+        })),
+      );
+    } finally {
+      await producer.disconnect();
+    }
+    return letters;
+  }
+
+  /** Deletes every dead letter present now (Kafka removes records up to an offset, never one by one). */
+  async purge(): Promise<number> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      if (!(await admin.listTopics()).includes(this.topic)) return 0;
+      const watermarks = await admin.fetchTopicOffsets(this.topic);
+      const count = watermarks.reduce((sum, w) => sum + Number(BigInt(w.high) - BigInt(w.low)), 0);
+      if (count === 0) return 0;
+      await admin.deleteTopicRecords({
+        topic: this.topic,
+        partitions: watermarks.map((w) => ({ partition: w.partition, offset: w.high })),
+      });
+      return count;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import type { IHeaders } from 'kafkajs';
+import { errorClassOf, errorMessageOf } from './errors';
+
+/**
+ * The retry and dead-letter topics of a consumer group. Do not change these names without a migration plan:
+ * pending retries and dead letters live in them.
+ */
+export function retryTopicOf(consumerGroup: string): string {
+  return `${consumerGroup}.retry`;
+}
+
+export function deadLetterTopicOf(consumerGroup: string): string {
+  return `${consumerGroup}.dlt`;
+}
+
+/** Headers a failed message carries on the retry and dead-letter topics, beside its own headers. */
+export const FailureHeaders = {
+  OriginalTopic: 'x-original-topic',
+  OriginalPartition: 'x-original-partition',
+  OriginalOffset: 'x-original-offset',
+  OriginalTimestamp: 'x-original-timestamp',
+  ConsumerGroup: 'x-consumer-group',
+  /** Attempts made so far, the failed one included. */
+  Attempts: 'x-attempts',
+  FirstFailedAt: 'x-first-failed-at',
+  FailedAt: 'x-failed-at',
+  ErrorClass: 'x-error-class',
+  ErrorMessage: 'x-error-message',
+  /** Retry topic only: epoch milliseconds before which the message must not run again. */
+  RetryAt: 'x-retry-at',
+  /** Dead-letter topic only: why the message was set aside. */
+  Reason: 'x-dead-letter-reason',
+  /** Set on a message republished from the dead-letter topic: `<topic>/<partition>/<offset>` it came from. */
+  ReplayedFrom: 'x-replayed-from',
+} as const;
+
+export type DeadLetterReason = 'invalid-message' | 'permanent-error' | 'attempts-exhausted' | 'deadline-exceeded';
+
+export interface MessageOrigin {
+  topic: string;
+  partition: number;
+  offset: string;
+  timestamp: string;
+}
+
+/** What the retry topic remembers of a message between attempts. */
+export interface RetryState {
+  origin: MessageOrigin;
+  attempts: number;
+  firstFailedAt: number;
+  retryAt: number;
+}
+
+export interface FailureInput {
+  origin: MessageOrigin;
+  consumerGroup: string;
+  attempts: number;
+  firstFailedAt: number;
+  error: unknown;
+}
+
+const FAILURE_HEADER_NAMES = new Set<string>(Object.values(FailureHeaders));
+const MAX_ERROR_MESSAGE = 500;
+
+export function headerString(headers: IHeaders | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  if (first === undefined) return undefined;
+  return typeof first === 'string' ? first : first.toString('utf8');
+}
+
+/**
+ * One line, bounded, with credentials in URLs masked: error messages travel in headers to other tools and people.
+ * No stack trace.
+ */
+export function safeErrorMessage(error: unknown): string {
+  return errorMessageOf(error)
+    .replace(/[\r\n\t]+/g, ' ')
+    .replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@')
+    .slice(0, MAX_ERROR_MESSAGE);
+}
+
+/** The message's own headers without failure headers of an earlier round. */
+export function ownHeaders(headers: IHeaders | undefined): Record<string, string | Buffer> {
+  const result: Record<string, string | Buffer> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (FAILURE_HEADER_NAMES.has(name) || value === undefined) continue;
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined) result[name] = first;
+  }
+  return result;
+}
+
+export function failureHeaders(input: FailureInput): Record<string, string> {
+  return {
+    [FailureHeaders.OriginalTopic]: input.origin.topic,
+    [FailureHeaders.OriginalPartition]: String(input.origin.partition),
+    [FailureHeaders.OriginalOffset]: input.origin.offset,
+    [FailureHeaders.OriginalTimestamp]: input.origin.timestamp,
+    [FailureHeaders.ConsumerGroup]: input.consumerGroup,
+    [FailureHeaders.Attempts]: String(input.attempts),
+    [FailureHeaders.FirstFailedAt]: String(input.firstFailedAt),
+    [FailureHeaders.FailedAt]: String(Date.now()),
+    [FailureHeaders.ErrorClass]: errorClassOf(input.error),
+    [FailureHeaders.ErrorMessage]: safeErrorMessage(input.error),
+  };
+}
+
+const DIGITS = /^\d+$/;
+
+/** Reads the retry state of a message on a retry topic; undefined when its headers are missing or malformed. */
+export function readRetryState(headers: IHeaders | undefined): RetryState | undefined {
+  const get = (name: string) => headerString(headers, name);
+  const topic = get(FailureHeaders.OriginalTopic);
+  const fields = [
+    get(FailureHeaders.OriginalPartition),
+    get(FailureHeaders.OriginalOffset),
+    get(FailureHeaders.Attempts),
+    get(FailureHeaders.FirstFailedAt),
+    get(FailureHeaders.RetryAt),
+  ];
+  if (!topic || fields.some((field) => field === undefined || !DIGITS.test(field))) return undefined;
+  const [partition, offset, attempts, firstFailedAt, retryAt] = fields as string[];
+  return {
+    origin: {
+      topic,
+      partition: Number(partition),
+      offset,
+      timestamp: get(FailureHeaders.OriginalTimestamp) ?? '',
+    },
+    attempts: Number(attempts),
+    firstFailedAt: Number(firstFailedAt),
+    retryAt: Number(retryAt),
+  };
+}
