@@ -19,6 +19,9 @@ fi
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
+# The fault suite runs email-service as a child process, to SIGKILL and SIGTERM it.
+log "building email-service"
+nest build email-service
 jest --config jest.config.js --selectProjects unit "$@"
 # --forceExit: now and then a kafkajs broker socket stays open after every client disconnected, which would hold
 # the run open for minutes; each suite still closes what it opened in afterAll.

@@ -159,6 +159,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 3_000,
       maxBytesPerPartition: this.options.maxBytesPerPartition ?? 1_048_576,
+      // A resumed retry partition is fetched after the current long poll returns: keep that poll short.
+      maxWaitTimeInMs: 1000,
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;

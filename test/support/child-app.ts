@@ -1,0 +1,67 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { appEnv } from './env';
+import { waitFor } from './wait';
+
+const root = join(__dirname, '..', '..');
+
+/**
+ * A built app (scripts/test.sh builds it) in its own process, so a test can SIGKILL or SIGTERM it like an
+ * orchestrator would. Output goes to .run/test-logs/<name>.log.
+ */
+export class ChildApp {
+  private child?: ChildProcess;
+  private output = '';
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
+
+  constructor(
+    private readonly app: string,
+    private readonly name: string,
+    private readonly overrides: Record<string, string>,
+  ) {}
+
+  async start(readyText: string): Promise<void> {
+    const logs = join(root, '.run', 'test-logs');
+    mkdirSync(logs, { recursive: true });
+    const log = createWriteStream(join(logs, `${this.name}.log`), { flags: 'a' });
+    this.output = '';
+    this.exitCode = null;
+    this.exitSignal = null;
+    const child = spawn(process.execPath, [join(root, `dist/apps/${this.app}/apps/${this.app}/src/main.js`)], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ...appEnv({ LOG_LEVEL: 'warn', ...this.overrides }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const collect = (chunk: Buffer) => {
+      this.output += chunk.toString();
+      log.write(chunk);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.on('exit', (code, signal) => {
+      this.exitCode = code;
+      this.exitSignal = signal;
+      log.end();
+    });
+    this.child = child;
+    await waitFor(`${this.name} to be ready`, () => {
+      if (this.exitCode !== null || this.exitSignal !== null) throw new Error(`${this.name} exited: ${this.output}`);
+      return this.output.includes(readyText);
+    });
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.exitCode === null && this.exitSignal === null;
+  }
+
+  /** Sends the signal and waits for the process to end; resolves with how long that took. */
+  async stop(signal: NodeJS.Signals, timeoutMs = 60_000): Promise<number> {
+    const started = Date.now();
+    if (!this.running) return 0;
+    this.child?.kill(signal);
+    await waitFor(`${this.name} to exit after ${signal}`, () => !this.running, { timeoutMs, intervalMs: 50 });
+    return Date.now() - started;
+  }
+}
