@@ -75,7 +75,8 @@ export function headerString(headers: IHeaders | undefined, name: string): strin
  */
 export function safeErrorMessage(error: unknown): string {
   return errorMessageOf(error)
-    .replace(/[\r\n\t]+/g, ' ')
+    .replace(/\s*[\r\n]+\s*/g, ' ')
+    .replace(/\t/g, ' ')
     .replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@')
     .slice(0, MAX_ERROR_MESSAGE);
 }
