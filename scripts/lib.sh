@@ -48,6 +48,16 @@ ensure_redis() {
   exit 1
 }
 
+# A wiped single broker under .run/kafka-NAME on PORT for this script's run, stopped when the script exits.
+start_throwaway_kafka() {
+  local name="$1" port="$2"
+  bash scripts/kafka.sh reset --name "$name" --port "$port"
+  bash scripts/kafka.sh start --name "$name" --port "$port"
+  export KAFKA_BROKERS="127.0.0.1:$port"
+  # shellcheck disable=SC2064 # the values are fixed now, on purpose
+  trap "bash scripts/kafka.sh stop --name $name --port $port" EXIT
+}
+
 APPS=(users-api email-service video-processor cache-invalidator notifier)
 
 build_apps() {

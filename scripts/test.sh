@@ -8,10 +8,8 @@ ensure_node_modules
 ensure_postgres
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
-  bash scripts/kafka.sh reset --name test
-  bash scripts/kafka.sh start --name test
-  export KAFKA_BROKERS=127.0.0.1:39092 TEST_KAFKA_MANAGED=1
-  trap 'bash scripts/kafka.sh stop --name test' EXIT
+  start_throwaway_kafka test 39092
+  export TEST_KAFKA_MANAGED=1
 else
   log "using KAFKA_BROKERS=$KAFKA_BROKERS; broker stop/start tests are expected to fail against it"
 fi

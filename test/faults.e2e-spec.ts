@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
-import { DeadLetters, deadLetterTopicOf, EventConsumerApp, FailureHeaders, retryTopicOf } from '@app/messaging';
+import { ALL_TOPICS } from '@app/contracts';
+import {
+  DeadLetters,
+  deadLetterTopicOf,
+  ensureTopics,
+  EventConsumerApp,
+  FailureHeaders,
+  retryTopicOf,
+} from '@app/messaging';
 import { bootEmailService, bootUsersApi } from './support/apps';
 import { startBroker, stopBroker, testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
@@ -56,6 +64,8 @@ describe('fault suite: registration → email', () => {
   const children: ChildApp[] = [];
 
   beforeAll(async () => {
+    // Scenarios read topic offsets before any app has created the topics when this suite runs first.
+    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
     await smtp.start();
     api = await bootUsersApi();
     await db.connect();
@@ -126,6 +136,30 @@ describe('fault suite: registration → email', () => {
 
   async function deadLetterCount(consumerGroup: string): Promise<number> {
     return (await new DeadLetters(testKafka(), consumerGroup).list()).length;
+  }
+
+  /** email-service as a child process of a new group at the end of `emails`, with `count` events published to it. */
+  async function childBurst(
+    label: string,
+    count: number,
+    overrides: Record<string, string>,
+  ): Promise<{ name: string; child: ChildApp; expected: string[] }> {
+    const name = group(label);
+    await startGroupAtEnd(name, 'emails');
+    const child = new ChildApp('email-service', name, { SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
+    children.push(child);
+    await child.start(`consuming as group ${name}`);
+    const records = await events.publish(count, `${label}-${randomUUID().slice(0, 6)}`);
+    return { name, child, expected: records.map((r) => r.headers.ce_id) };
+  }
+
+  /** Waits for every expected email and for the group to catch up, then stops the child gracefully. */
+  async function finishBurst(name: string, child: ChildApp, expected: string[]): Promise<void> {
+    await waitFor(`${expected.length} emails`, () => tally(smtp.received, expected).emails === expected.length, {
+      timeoutMs: 90_000,
+    });
+    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await child.stop('SIGTERM');
   }
 
   it('1. SMTP down during 100 registrations: all 201 at once, exactly 100 emails after it returns', async () => {
@@ -262,25 +296,13 @@ describe('fault suite: registration → email', () => {
   });
 
   it('6. email-service SIGKILLed mid-stream and restarted: every email sent; resends only in the stated window', async () => {
-    const name = group('sigkill');
-    await startGroupAtEnd(name, 'emails');
     // A short session timeout, so the group notices the killed member quickly and rebalances to the new one.
-    const child = new ChildApp('email-service', name, {
-      SMTP_URL: smtp.url,
-      EMAIL_CONSUMER_GROUP: name,
-      CONSUMER_SESSION_TIMEOUT_MS: '8000',
-    });
-    children.push(child);
-    await child.start(`consuming as group ${name}`);
-    const records = await events.publish(300, `s6-${randomUUID().slice(0, 6)}`);
-    const expected = records.map((r) => r.headers.ce_id);
+    const { name, child, expected } = await childBurst('sigkill', 300, { CONSUMER_SESSION_TIMEOUT_MS: '8000' });
     await waitFor('some emails before the kill', () => tally(smtp.received, expected).emails >= 50);
     await child.stop('SIGKILL');
     const atKill = tally(smtp.received, expected).emails;
     await child.start(`consuming as group ${name}`);
-    await waitFor('300 emails', () => tally(smtp.received, expected).emails === 300, { timeoutMs: 90_000 });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
-    await child.stop('SIGTERM');
+    await finishBurst(name, child, expected);
     const counts = tally(smtp.received, expected);
     rows.push({
       scenario: '6 SIGKILL mid-stream',
@@ -452,26 +474,14 @@ describe('fault suite: registration → email', () => {
   });
 
   it('SIGTERM during a burst: exit 0 within the deadline, nothing lost, nothing doubled after restart', async () => {
-    const name = group('sigterm');
-    await startGroupAtEnd(name, 'emails');
-    const child = new ChildApp('email-service', name, {
-      SMTP_URL: smtp.url,
-      EMAIL_CONSUMER_GROUP: name,
-      SHUTDOWN_TIMEOUT_MS: '15000',
-    });
-    children.push(child);
-    await child.start(`consuming as group ${name}`);
-    const records = await events.publish(300, `sT-${randomUUID().slice(0, 6)}`);
-    const expected = records.map((r) => r.headers.ce_id);
+    const { name, child, expected } = await childBurst('sigterm', 300, { SHUTDOWN_TIMEOUT_MS: '15000' });
     await waitFor('some emails before SIGTERM', () => tally(smtp.received, expected).emails >= 30);
     const tookMs = await child.stop('SIGTERM');
     expect(child.exitCode).toBe(0);
     expect(tookMs).toBeLessThan(15_000);
     const atStop = tally(smtp.received, expected).emails;
     await child.start(`consuming as group ${name}`);
-    await waitFor('300 emails', () => tally(smtp.received, expected).emails === 300, { timeoutMs: 90_000 });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
-    await child.stop('SIGTERM');
+    await finishBurst(name, child, expected);
     const counts = tally(smtp.received, expected);
     rows.push({
       scenario: 'SIGTERM during a burst',

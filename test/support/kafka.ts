@@ -33,17 +33,27 @@ export function waitForDrained(groupId: string, topics: string[], timeoutMs = 90
   });
 }
 
-/** Commits a new group's offsets at the current end of a topic: it sees only what is published from now on. */
-export async function startGroupAtEnd(groupId: string, topic: string): Promise<void> {
+export type StartOffsets = { partition: number; offset: string }[];
+
+/**
+ * Commits a group's offsets on a topic: by default at the current end, so a new group sees only what is published
+ * from now on. Returns the offsets set. Retried, since partition leadership can still settle after a restart.
+ */
+export async function startGroupAtEnd(groupId: string, topic: string, at?: StartOffsets): Promise<StartOffsets> {
+  return waitFor(`offsets of ${groupId} on ${topic}`, () => setGroupOffsets(groupId, topic, at), {
+    timeoutMs: 60_000,
+    intervalMs: 500,
+  });
+}
+
+async function setGroupOffsets(groupId: string, topic: string, at?: StartOffsets): Promise<StartOffsets> {
   const admin = testKafka().admin();
   await admin.connect();
   try {
-    const ends = await admin.fetchTopicOffsets(topic);
-    await admin.setOffsets({
-      groupId,
-      topic,
-      partitions: ends.map((end) => ({ partition: end.partition, offset: end.high })),
-    });
+    const partitions =
+      at ?? (await admin.fetchTopicOffsets(topic)).map((end) => ({ partition: end.partition, offset: end.high }));
+    await admin.setOffsets({ groupId, topic, partitions });
+    return partitions;
   } finally {
     await admin.disconnect();
   }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `npm run bench`: POST /users latency side by side (healthy, slow SMTP, Kafka down, synchronous design) against a
+# throw-away broker on 127.0.0.1:49092 and the database kafka_nest_bench.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
+ensure_node_modules
+ensure_postgres
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+  start_throwaway_kafka bench 49092
+fi
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest_bench}"
+export NODE_OPTIONS="--disable-warning=TimeoutNegativeWarning"
+node -r @swc-node/register bench/registration-latency.ts
