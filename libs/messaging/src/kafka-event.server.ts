@@ -20,7 +20,7 @@ import {
 import { InboxStore, NoInbox } from './inbox';
 import type { EventProducer } from './producer';
 import { RetryPolicy } from './retry-policy';
-import { ensureTopics, TopicSettings } from './topics';
+import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
 
 export interface KafkaEventServerOptions {
   consumerGroup: string;
@@ -166,7 +166,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.consumer = consumer;
     await consumer.connect();
     // fromBeginning: a new group (or a committed offset that fell out of range) starts at the earliest offset.
-    await consumer.subscribe({ topics, fromBeginning: true });
+    await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning: true }));
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,

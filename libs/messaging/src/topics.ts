@@ -13,7 +13,27 @@ const logger = new Logger('Topics');
  * to run from every replica at boot; an existing topic is left as it is (its partition count is logged if it
  * differs, since shrinking is impossible and growing changes key placement).
  */
+/**
+ * Runs a start-up call again while it fails with a retriable Kafka error (up to about 10 s). Apps booting together
+ * create the same topics at once, and a topic can be listed before its metadata and leaders are served.
+ */
+export async function withKafkaRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if ((error as { retriable?: boolean }).retriable !== true || attempt >= 6) throw error;
+      logger.debug(`${what} failed (${(error as Error).message}); again in ${attempt * 500} ms`);
+      await new Promise((resolve) => setTimeout(resolve, attempt * 500));
+    }
+  }
+}
+
 export async function ensureTopics(kafka: Kafka, topics: readonly string[], settings: TopicSettings): Promise<void> {
+  await withKafkaRetries('topic check', () => ensureTopicsOnce(kafka, topics, settings));
+}
+
+async function ensureTopicsOnce(kafka: Kafka, topics: readonly string[], settings: TopicSettings): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
