@@ -473,6 +473,39 @@ describe('fault suite: registration → email', () => {
     await closeConsumer(consumer);
   });
 
+  it('a handler running longer than the session timeout keeps its group membership (heartbeats)', async () => {
+    const name = group('long-handler');
+    await startGroupAtEnd(name, 'emails');
+    const consumer = await emailService(name, {
+      CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      CONSUMER_HEARTBEAT_INTERVAL_MS: '500',
+      CONSUMER_CONCURRENCY: '1',
+      SMTP_TIMEOUT_MS: '30000',
+    });
+    await waitFor('the group joined', () => consumer.server.stats.groupJoins >= 1);
+    const joins = consumer.server.stats.groupJoins;
+    smtp.delayNext(9000);
+    const started = Date.now();
+    const [record] = await events.publish(1, `sL-${randomUUID().slice(0, 6)}`);
+    await waitFor('the slow email', () => tally(smtp.received, [record.headers.ce_id]).emails === 1);
+    const tookMs = Date.now() - started;
+    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    const counts = tally(smtp.received, [record.headers.ce_id]);
+    rows.push({
+      scenario: 'handler 9 s, session timeout 6 s',
+      created: 1,
+      published: 1,
+      ...counts,
+      deadLetters: await deadLetterCount(name),
+      note: `sent after ${tookMs} ms; group joins ${joins} → ${consumer.server.stats.groupJoins}`,
+    });
+    expect(tookMs).toBeGreaterThan(6000);
+    expect(consumer.server.stats.groupJoins).toBe(joins);
+    expect(consumer.server.stats.retried).toBe(0);
+    expect(counts).toEqual({ emails: 1, duplicates: 0, lost: 0 });
+    await closeConsumer(consumer);
+  });
+
   it('SIGTERM during a burst: exit 0 within the deadline, nothing lost, nothing doubled after restart', async () => {
     const { name, child, expected } = await childBurst('sigterm', 300, { SHUTDOWN_TIMEOUT_MS: '15000' });
     await waitFor('some emails before SIGTERM', () => tally(smtp.received, expected).emails >= 30);

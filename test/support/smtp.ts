@@ -21,6 +21,7 @@ export class SmtpCatcher {
   port = 0;
   private server?: SMTPServer;
   private failures: { remaining: number; code: number } = { remaining: 0, code: 451 };
+  private delays: number[] = [];
 
   async start(port = this.port): Promise<this> {
     const server = new SMTPServer({
@@ -30,7 +31,8 @@ export class SmtpCatcher {
       onData: (stream, _session: SMTPServerSession, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-        stream.on('end', () => {
+        stream.on('end', () => void this.afterDelay().then(() => finish()));
+        const finish = () => {
           if (this.failures.remaining > 0) {
             this.failures.remaining -= 1;
             const error = Object.assign(new Error('Try again later'), { responseCode: this.failures.code });
@@ -54,7 +56,7 @@ export class SmtpCatcher {
               callback();
             })
             .catch((error: Error) => callback(error));
-        });
+        };
       },
     });
     await new Promise<void>((resolve, reject) => {
@@ -70,6 +72,16 @@ export class SmtpCatcher {
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** The next message is answered only after `ms`: a slow mail server, a long-running handler. */
+  delayNext(ms: number): void {
+    this.delays.push(ms);
+  }
+
+  private afterDelay(): Promise<void> {
+    const ms = this.delays.shift() ?? 0;
+    return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
   }
 
   failNext(count: number, code = 451): void {

@@ -42,6 +42,8 @@ export interface ConsumerStats {
   retried: number;
   deadLettered: number;
   skipped: number;
+  /** Times this replica joined its group: one at start, one more per rebalance it took part in. */
+  groupJoins: number;
 }
 
 export interface ConsumerStatus {
@@ -78,7 +80,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Map<string, unknown[]>();
   private publishFailures = 0;
-  readonly stats: ConsumerStats = { handled: 0, duplicates: 0, retried: 0, deadLettered: 0, skipped: 0 };
+  readonly stats: ConsumerStats = { handled: 0, duplicates: 0, retried: 0, deadLettered: 0, skipped: 0, groupJoins: 0 };
   private kafka?: Kafka;
   private producer?: EventProducer;
   private inbox: InboxStore = new NoInbox();
@@ -164,6 +166,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      this.stats.groupJoins += 1;
+    });
     await consumer.connect();
     // fromBeginning: a new group (or a committed offset that fell out of range) starts at the earliest offset.
     await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning: true }));
