@@ -39,8 +39,8 @@ if [ -z "${SMTP_URL:-}" ]; then
   for port in "$MAIL_SMTP_PORT" "$MAIL_WEB_PORT"; do
     port_free "$port" || { log "port $port is taken; set MAILDEV_SMTP_PORT/MAILDEV_WEB_PORT or SMTP_URL"; exit 1; }
   done
-  maildev --smtp "$MAIL_SMTP_PORT" --web "$MAIL_WEB_PORT" --ip 127.0.0.1 --web-ip 127.0.0.1 --silent \
-    > >(sed -u 's/^/[maildev] /') 2>&1 &
+  setsid maildev --smtp "$MAIL_SMTP_PORT" --web "$MAIL_WEB_PORT" --ip 127.0.0.1 --web-ip 127.0.0.1 --silent \
+    > >(setsid sed -u 's/^/[maildev] /') 2>&1 &
   PIDS+=($!)
   NAMES+=(maildev)
   export SMTP_URL="smtp://127.0.0.1:$MAIL_SMTP_PORT"
@@ -53,7 +53,8 @@ build_apps
 # kafkajs 2.2.4 schedules a negative timeout on Node 24 (tulios/kafkajs#1751); Node clamps it to 1 ms, as intended.
 export NODE_OPTIONS="${NODE_OPTIONS:-} --disable-warning=TimeoutNegativeWarning"
 for app in "${APPS[@]}"; do
-  node "$(app_entry "$app")" > >(sed -u "s/^/[$app] /") 2>&1 &
+  # Own sessions: Ctrl-C reaches only this script, which then sends each app one SIGTERM and waits for it to drain.
+  setsid node "$(app_entry "$app")" > >(setsid sed -u "s/^/[$app] /") 2>&1 &
   PIDS+=($!)
   NAMES+=("$app")
 done
