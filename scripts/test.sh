@@ -21,6 +21,6 @@ tsc -p tsconfig.json --noEmit
 log "building email-service"
 nest build email-service
 jest --config jest.config.js --selectProjects unit "$@"
-# --forceExit: now and then a kafkajs broker socket stays open after every client disconnected, which would hold
-# the run open for minutes; each suite still closes what it opened in afterAll.
+# --forceExit: a kafkajs consumer can reopen its coordinator connection for a heartbeat after the batch that was in
+# flight when disconnect() was called, and that socket holds the run open; each suite still closes what it opened.
 jest --config jest.config.js --selectProjects e2e --runInBand --forceExit "$@"
