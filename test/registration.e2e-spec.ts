@@ -42,8 +42,8 @@ describe('registration → welcome email', () => {
 
   const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
-  function register(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    return fetch(`${url}/users`, {
+  function register(body: unknown, headers: Record<string, string> = {}, base = url): Promise<Response> {
+    return fetch(`${base}/users`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -209,6 +209,38 @@ describe('registration → welcome email', () => {
     const malformed = await fetch(`${url}/users/not-a-uuid`);
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ code: 'VALIDATION.FAILED' });
+  });
+
+  it('with two users-api replicas one relay is active; the other takes over when it stops', async () => {
+    const relayOf = async (base: string) =>
+      ((await (await fetch(`${base}/health`)).json()) as { relay: { leader: boolean } }).relay;
+    const second = await bootUsersApi({ OUTBOX_IDLE_POLL_MS: '200' });
+    let first: Awaited<ReturnType<typeof bootUsersApi>> | undefined = await bootUsersApi({
+      OUTBOX_IDLE_POLL_MS: '200',
+    });
+    try {
+      // `api` holds the lock since the suite began; the replicas started later wait for it.
+      expect((await relayOf(url)).leader).toBe(true);
+      expect((await relayOf(second.url)).leader).toBe(false);
+      expect((await relayOf(first.url)).leader).toBe(false);
+      const user = newUser();
+      expect((await register(user, {}, second.url)).status).toBe(201);
+      await waitFor('the email of a user registered on a replica', () => smtp.to(user.email).length === 1);
+
+      await api.close();
+      await waitFor('a replica to take over the relay', async () => {
+        const leaders = [(await relayOf(second.url)).leader, (await relayOf(first!.url)).leader];
+        return leaders.filter(Boolean).length === 1;
+      });
+      const after = newUser();
+      expect((await register(after, {}, second.url)).status).toBe(201);
+      await waitFor('the email after the takeover', () => smtp.to(after.email).length === 1);
+    } finally {
+      ({ app: api, url } = await bootUsersApi({ OUTBOX_IDLE_POLL_MS: '200' }));
+      await first?.app.close();
+      first = undefined;
+      await second.app.close();
+    }
   });
 
   it('rate-limits a client over its budget with 429', async () => {
