@@ -9,7 +9,6 @@ ensure_postgres
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   start_throwaway_kafka test 39092
-  export TEST_KAFKA_MANAGED=1
 else
   log "using KAFKA_BROKERS=$KAFKA_BROKERS; broker stop/start tests are expected to fail against it"
 fi
