@@ -53,7 +53,7 @@ export interface ConsumerStatus {
   stats: ConsumerStats;
 }
 
-type Outcome = { kind: 'done' } | { kind: 'wait'; until: number } | { kind: 'aborted' };
+type Outcome = { kind: 'done' } | { kind: 'wait'; until: number };
 
 const DONE: Outcome = { kind: 'done' };
 
@@ -226,7 +226,6 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
           this.pauseUntil(batch.topic, batch.partition, outcome.until);
           break;
         }
-        if (outcome.kind === 'aborted') break;
         payload.resolveOffset(message.offset);
         uncommitted = message.offset;
         count += 1;
