@@ -6,9 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
-if [ -z "${KAFKA_BROKERS:-}" ]; then
-  start_throwaway_kafka bench 49092
-fi
+start_throwaway_kafka bench 49092
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest_bench}"
 export NODE_OPTIONS="--disable-warning=TimeoutNegativeWarning"
 node -r @swc-node/register bench/registration-latency.ts

@@ -48,9 +48,14 @@ ensure_redis() {
   exit 1
 }
 
-# A wiped single broker under .run/kafka-NAME on PORT for this script's run, stopped when the script exits.
+# Unless KAFKA_BROKERS is given: a wiped single broker under .run/kafka-NAME on PORT for this script's run,
+# stopped when the script exits.
 start_throwaway_kafka() {
   local name="$1" port="$2"
+  if [ -n "${KAFKA_BROKERS:-}" ]; then
+    log "using KAFKA_BROKERS=$KAFKA_BROKERS; tests that stop and start the broker will fail against it"
+    return
+  fi
   bash scripts/kafka.sh reset --name "$name" --port "$port"
   bash scripts/kafka.sh start --name "$name" --port "$port"
   export KAFKA_BROKERS="127.0.0.1:$port"

@@ -6,12 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
-
-if [ -z "${KAFKA_BROKERS:-}" ]; then
-  start_throwaway_kafka test 39092
-else
-  log "using KAFKA_BROKERS=$KAFKA_BROKERS; broker stop/start tests are expected to fail against it"
-fi
+start_throwaway_kafka test 39092
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"

@@ -91,7 +91,17 @@ describe('fault suite: registration → email', () => {
     process.stdout.write(`\nFault suite summary\n${lines.join('\n')}\n\n`);
   });
 
-  const group = (name: string) => `faults-${name}-${randomUUID().slice(0, 8)}`;
+  const group = (label: string) => `faults-${label}-${randomUUID().slice(0, 8)}`;
+
+  /** A new consumer group whose offsets start at the current end of `emails`. */
+  async function groupAtEnd(label: string): Promise<string> {
+    const name = group(label);
+    await startGroupAtEnd(name, 'emails');
+    return name;
+  }
+
+  /** The group has committed everything on `emails` and on its retry topic: no retry is pending. */
+  const drained = (name: string, timeoutMs?: number) => waitForDrained(name, ['emails', retryTopicOf(name)], timeoutMs);
 
   async function emailService(name: string, overrides: Record<string, string> = {}): Promise<EventConsumerApp> {
     const consumer = await bootEmailService({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
@@ -144,8 +154,7 @@ describe('fault suite: registration → email', () => {
     count: number,
     overrides: Record<string, string>,
   ): Promise<{ name: string; child: ChildApp; expected: string[] }> {
-    const name = group(label);
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd(label);
     const child = new ChildApp('email-service', name, { SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
     children.push(child);
     await child.start(`consuming as group ${name}`);
@@ -158,13 +167,12 @@ describe('fault suite: registration → email', () => {
     await waitFor(`${expected.length} emails`, () => tally(smtp.received, expected).emails === expected.length, {
       timeoutMs: 90_000,
     });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     await child.stop('SIGTERM');
   }
 
   it('1. SMTP down during 100 registrations: all 201 at once, exactly 100 emails after it returns', async () => {
-    const name = group('smtp-down');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('smtp-down');
     const consumer = await emailService(name, { CONSUMER_MAX_ATTEMPTS: '50', CONSUMER_RETRY_MAX_MS: '1000' });
     await smtp.stop();
     const results: Awaited<ReturnType<typeof register>>[] = [];
@@ -179,7 +187,7 @@ describe('fault suite: registration → email', () => {
     const userIds = results.map((r) => r.id as string);
     const expected = await emailEventIds(userIds);
     await waitFor('100 emails', () => tally(smtp.received, expected).emails === 100, { timeoutMs: 90_000 });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const counts = tally(smtp.received, expected);
     const slowest = Math.max(...results.map((r) => r.ms));
     rows.push({
@@ -197,8 +205,7 @@ describe('fault suite: registration → email', () => {
 
   // Needs the broker scripts/test.sh manages (it stops and starts it); fails against an external KAFKA_BROKERS.
   it('2. broker stopped during registrations: all 201; after restart all published, each email once', async () => {
-    const name = group('broker-down');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('broker-down');
     const consumer = await emailService(name);
     const results: Awaited<ReturnType<typeof register>>[] = [];
     await stopBroker();
@@ -214,7 +221,7 @@ describe('fault suite: registration → email', () => {
       timeoutMs: 90_000,
     });
     await waitFor('20 emails', () => tally(smtp.received, expected).emails === 20, { timeoutMs: 90_000 });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const counts = tally(smtp.received, expected);
     rows.push({
       scenario: '2 broker down during registrations',
@@ -228,8 +235,7 @@ describe('fault suite: registration → email', () => {
   });
 
   it('3. relay stopped after the broker acked, before marking sent: events published twice, emails once', async () => {
-    const name = group('relay-crash');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('relay-crash');
     const consumer = await emailService(name);
     const before = await topicEnds('emails');
     const results = await Promise.all(Array.from({ length: 10 }, () => register('s3')));
@@ -241,7 +247,7 @@ describe('fault suite: registration → email', () => {
     await db.query('UPDATE users_api.outbox SET published_at = NULL WHERE message_key = ANY($1)', [userIds]);
     await db.query(`SELECT pg_notify('outbox_users_api', '')`);
     await waitFor('rows marked again', async () => (await publishedCount(userIds)) === 20);
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const onTopic = (await readTopic('emails', await topicEnds('emails'))).filter(
       (m) => BigInt(m.offset) >= (before.get(m.partition) ?? 0n) && expected.includes(m.headers.ce_id),
     );
@@ -261,8 +267,7 @@ describe('fault suite: registration → email', () => {
   });
 
   it('4. a registration whose transaction fails (duplicate email): no outbox row, no event, no email', async () => {
-    const name = group('rollback');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('rollback');
     const consumer = await emailService(name);
     const first = await register('s4');
     const response = await fetch(`${api.url}/users`, {
@@ -280,7 +285,7 @@ describe('fault suite: registration → email', () => {
       [first.email],
     );
     await waitFor('the first user’s email', () => smtp.to(first.email).length === 1);
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     rows.push({
       scenario: '4 rolled-back registration',
       created: 1,
@@ -318,8 +323,7 @@ describe('fault suite: registration → email', () => {
   });
 
   it('7. two instances, a third joins and two leave while 1,000 events flow: every email once', async () => {
-    const name = group('scale');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('scale');
     const prefix = `s7-${randomUUID().slice(0, 6)}`;
     const a = await emailService(name);
     const b = await emailService(name);
@@ -339,7 +343,7 @@ describe('fault suite: registration → email', () => {
     await closeConsumer(b);
     const expected = records.map((r) => r.headers.ce_id);
     await waitFor('1,000 emails', () => tally(smtp.received, expected).emails === 1000, { timeoutMs: 120_000 });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const counts = tally(smtp.received, expected);
     rows.push({
       scenario: '7 scale 2→3→1 during 1,000 events',
@@ -353,8 +357,7 @@ describe('fault suite: registration → email', () => {
   });
 
   it('9. a malformed and a schema-invalid message go to the dead-letter topic at once; the partition moves on', async () => {
-    const name = group('poison');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('poison');
     const consumer = await emailService(name);
     const key = randomUUID();
     const [valid1] = await events.publish(1, `s9a-${key.slice(0, 6)}`);
@@ -399,13 +402,12 @@ describe('fault suite: registration → email', () => {
   });
 
   it('10a. SMTP answers 451 three times, then accepts: retried with backoff, exactly one email', async () => {
-    const name = group('smtp-4xx');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('smtp-4xx');
     const consumer = await emailService(name, { CONSUMER_MAX_ATTEMPTS: '5' });
     smtp.failNext(3, 451);
     const [record] = await events.publish(1, `s10a-${randomUUID().slice(0, 6)}`);
     await waitFor('the email after three refusals', () => tally(smtp.received, [record.headers.ce_id]).emails === 1);
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const retries = (await readTopic(retryTopicOf(name), await topicEnds(retryTopicOf(name)))).map((m) => [
       m.headers[FailureHeaders.Attempts],
       m.headers[FailureHeaders.ErrorClass],
@@ -429,8 +431,7 @@ describe('fault suite: registration → email', () => {
   });
 
   it('10b. more 451s than attempts: dead-letter topic, then replay with the CLI sends exactly one email', async () => {
-    const name = group('smtp-exhausted');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('smtp-exhausted');
     const consumer = await emailService(name, { CONSUMER_MAX_ATTEMPTS: '2' });
     smtp.failNext(3, 451);
     const [record] = await events.publish(1, `s10b-${randomUUID().slice(0, 6)}`);
@@ -455,7 +456,7 @@ describe('fault suite: registration → email', () => {
     await waitFor('the replayed email', () => tally(smtp.received, [id]).emails === 1);
     // A second replay of an event already handled is skipped by the inbox.
     await run(process.execPath, [...cli, 'replay', '--group', name, '--id', id], { cwd: root, env });
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const counts = tally(smtp.received, [id]);
     rows.push({
       scenario: '10b exhausted → DLT → CLI replay ×2',
@@ -474,8 +475,7 @@ describe('fault suite: registration → email', () => {
   });
 
   it('a handler running longer than the session timeout keeps its group membership (heartbeats)', async () => {
-    const name = group('long-handler');
-    await startGroupAtEnd(name, 'emails');
+    const name = await groupAtEnd('long-handler');
     const consumer = await emailService(name, {
       CONSUMER_SESSION_TIMEOUT_MS: '6000',
       CONSUMER_HEARTBEAT_INTERVAL_MS: '500',
@@ -489,7 +489,7 @@ describe('fault suite: registration → email', () => {
     const [record] = await events.publish(1, `sL-${randomUUID().slice(0, 6)}`);
     await waitFor('the slow email', () => tally(smtp.received, [record.headers.ce_id]).emails === 1);
     const tookMs = Date.now() - started;
-    await waitForDrained(name, ['emails', retryTopicOf(name)]);
+    await drained(name);
     const counts = tally(smtp.received, [record.headers.ce_id]);
     rows.push({
       scenario: 'handler 9 s, session timeout 6 s',
@@ -544,7 +544,7 @@ describe('fault suite: registration → email', () => {
     await own.start();
     try {
       let consumer = await emailService(name, { SMTP_URL: own.url });
-      await waitForDrained(name, ['emails', retryTopicOf(name)], 120_000);
+      await drained(name, 120_000);
       const first = tally(own.received, [...valid]);
       expect(first.lost).toBe(0);
       expect(first.duplicates).toBe(0);
@@ -555,7 +555,7 @@ describe('fault suite: registration → email', () => {
       await admin.resetOffsets({ groupId: name, topic: 'emails', earliest: true });
       await admin.disconnect();
       consumer = await emailService(name, { SMTP_URL: own.url });
-      await waitForDrained(name, ['emails', retryTopicOf(name)], 120_000);
+      await drained(name, 120_000);
       const replayed = tally(own.received, [...valid]);
       rows.push({
         scenario: '12+5 new group from earliest, then replay from 0',
