@@ -8,6 +8,7 @@ import { InboxRecord, MessagingModule } from '@app/messaging';
 import { EmailRequestsConsumer } from './email/email-requests.consumer';
 import { MailSender } from './email/mail.sender';
 import { Inbox1764000000000 } from './migrations/1764000000000-inbox';
+import { InboxPruning1764100000000 } from './migrations/1764100000000-inbox-pruning';
 import { SCHEMA } from './schema';
 
 /** nodemailer transport options from SMTP_URL plus optional separate credentials. */
@@ -39,7 +40,7 @@ export class AppModule {
         DatabaseModule.forApp({
           schema: SCHEMA,
           entities: [InboxRecord],
-          migrations: [Inbox1764000000000],
+          migrations: [Inbox1764000000000, InboxPruning1764100000000],
           applicationName: 'email-service',
         }),
         MessagingModule.forRoot({ clientId: 'email-service' }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkKafkaAuth, consumerEnv, databaseEnv, env, kafkaEnv, logEnv } from './fields';
+import { checkKafkaAuth, consumerEnv, databaseEnv, env, inboxEnv, kafkaEnv, logEnv } from './fields';
 
 const smtpUrl = z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' });
 
@@ -15,6 +15,9 @@ export const usersApiConfigSchema = z
     OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200),
     OUTBOX_IDLE_POLL_MS: env.int(100, 600_000).default(5000),
     OUTBOX_MAX_BACKOFF_MS: env.int(100, 600_000).default(5000),
+    OUTBOX_MAX_ATTEMPTS: env.int(1, 1000).default(5),
+    OUTBOX_LEADER_TIMEOUT_MS: env.int(1000, 600_000).default(10_000),
+    OUTBOX_RETENTION_HOURS: env.int(0, 87_600).default(168),
     SHUTDOWN_TIMEOUT_MS: consumerEnv.SHUTDOWN_TIMEOUT_MS,
   })
   .superRefine(checkKafkaAuth);
@@ -25,6 +28,7 @@ export const emailServiceConfigSchema = z
     ...databaseEnv,
     ...logEnv,
     ...consumerEnv,
+    ...inboxEnv,
     SMTP_URL: smtpUrl.default('smtp://127.0.0.1:1025'),
     SMTP_USER: z.string().optional(),
     SMTP_PASSWORD: z.string().optional(),
@@ -41,6 +45,9 @@ export const emailServiceConfigSchema = z
 /** Apps that connect to Kafka and wait for the handlers a later change gives them. */
 export const idleAppConfigSchema = z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv }).superRefine(checkKafkaAuth);
 
+/** The outbox CLI: the database of the app whose outbox it looks at. */
+export const databaseToolConfigSchema = z.object({ ...databaseEnv });
+
 /** Command-line tools that only talk to Kafka (the dead-letter CLI). */
 export const kafkaToolConfigSchema = z.object({ ...kafkaEnv }).superRefine(checkKafkaAuth);
 
@@ -50,6 +57,7 @@ export type IdleAppConfig = z.infer<typeof idleAppConfigSchema>;
 export type KafkaConfig = Pick<UsersApiConfig, keyof typeof kafkaEnv>;
 export type DatabaseConfig = Pick<UsersApiConfig, keyof typeof databaseEnv>;
 export type ConsumerConfig = Pick<EmailServiceConfig, keyof typeof consumerEnv>;
+export type InboxConfig = Pick<EmailServiceConfig, keyof typeof inboxEnv>;
 
 /** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
 export const APP_CONFIG_SCHEMAS = {

@@ -33,6 +33,8 @@ export const kafkaEnv = {
   KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(3),
   KAFKA_REPLICATION_FACTOR: int(1, 10).default(1),
   KAFKA_CONNECT_TIMEOUT_MS: int(100, 120_000).default(3000),
+  /** A request whose response does not come back in this time fails (and is retried, or the send fails). */
+  KAFKA_REQUEST_TIMEOUT_MS: int(1000, 300_000).default(30_000),
 };
 
 export const databaseEnv = {
@@ -40,6 +42,18 @@ export const databaseEnv = {
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' })
     .default('postgres://postgres@127.0.0.1:5432/kafka_nest'),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
+  /**
+   * PostgreSQL ends a session left idle inside a transaction this long, releasing its row locks: a process frozen
+   * mid-transaction cannot hold up others for longer. Must exceed the longest wait inside a transaction (an SMTP send).
+   */
+  DATABASE_IDLE_TRANSACTION_TIMEOUT_MS: int(1000, 3_600_000).default(60_000),
+};
+
+/** The consumer inbox: how long to wait for a key another consumer holds, and how long to keep records. */
+export const inboxEnv = {
+  INBOX_LOCK_TIMEOUT_MS: int(100, 600_000).default(5000),
+  /** 0 keeps records forever. Must outlive the retention of every topic the group reads, or a replay resends. */
+  INBOX_RETENTION_HOURS: int(0, 87_600).default(720),
 };
 
 /**

@@ -7,20 +7,27 @@ import { AppDatabaseOptions, dataSourceOptions, openAppDatabase } from './databa
 @Module({})
 export class DatabaseModule {
   /** TypeORM for one app: database created if missing, migrations applied before the app takes traffic. */
-  static forApp(options: Omit<AppDatabaseOptions, 'url' | 'poolSize'>): DynamicModule {
+  static forApp(options: Omit<AppDatabaseOptions, 'url' | 'poolSize' | 'idleTransactionTimeoutMs'>): DynamicModule {
     return {
       module: DatabaseModule,
       imports: [
         TypeOrmModule.forRootAsync({
           inject: [APP_CONFIG],
           useFactory: (config: DatabaseConfig) =>
-            dataSourceOptions({ ...options, url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE }),
+            dataSourceOptions({
+              ...options,
+              url: config.DATABASE_URL,
+              poolSize: config.DATABASE_POOL_SIZE,
+              idleTransactionTimeoutMs: config.DATABASE_IDLE_TRANSACTION_TIMEOUT_MS,
+            }),
           dataSourceFactory: async (dsOptions) => {
             const resolved = dsOptions as ReturnType<typeof dataSourceOptions> & { url: string };
+            const extra = resolved.extra as { max: number; idle_in_transaction_session_timeout: number };
             return openAppDatabase({
               ...options,
               url: resolved.url,
-              poolSize: (resolved.extra as { max: number }).max,
+              poolSize: extra.max,
+              idleTransactionTimeoutMs: extra.idle_in_transaction_session_timeout,
             });
           },
         }),

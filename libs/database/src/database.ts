@@ -12,6 +12,8 @@ export interface AppDatabaseOptions {
   entities: EntityTarget[];
   migrations: MigrationClass[];
   poolSize?: number;
+  /** PostgreSQL ends a session idle inside a transaction this long (its locks go with it). */
+  idleTransactionTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -55,7 +57,11 @@ export function dataSourceOptions(options: AppDatabaseOptions): DataSourceOption
     synchronize: false,
     migrationsRun: false,
     applicationName: options.applicationName,
-    extra: { max: options.poolSize ?? 10 },
+    extra: {
+      max: options.poolSize ?? 10,
+      keepAlive: true,
+      idle_in_transaction_session_timeout: options.idleTransactionTimeoutMs ?? 60_000,
+    },
   };
 }
 
@@ -77,12 +83,23 @@ export async function migrate(dataSource: DataSource, schema: string): Promise<v
   }
 }
 
+/** PostgreSQL 14 brought `idle_session_timeout`, which ends the lock session of a frozen outbox relay. */
+async function requireVersion(dataSource: DataSource): Promise<void> {
+  const [row] = await dataSource.query<{ server_version_num: string; server_version: string }[]>(
+    `SELECT current_setting('server_version_num') AS server_version_num, current_setting('server_version') AS server_version`,
+  );
+  if (Number(row.server_version_num) < 140000) {
+    throw new Error(`PostgreSQL 14 or newer is required (the server at DATABASE_URL runs ${row.server_version})`);
+  }
+}
+
 /** Ensures the database, opens a pool for the app's schema and brings it to the latest migration. */
 export async function openAppDatabase(options: AppDatabaseOptions): Promise<DataSource> {
   await ensureDatabase(options.url);
   const dataSource = new DataSource(dataSourceOptions(options));
   await dataSource.initialize();
   try {
+    await requireVersion(dataSource);
     await migrate(dataSource, options.schema);
   } catch (error) {
     await dataSource.destroy();

@@ -1,7 +1,7 @@
 import { DynamicModule, INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
-import { ConsumerConfig, KafkaConfig, LogLevelName, logLevels } from '@app/config';
+import { ConsumerConfig, InboxConfig, KafkaConfig, LogLevelName, logLevels } from '@app/config';
 import { NoInbox, TypeOrmInbox } from './inbox';
 import { KafkaEventServer } from './kafka-event.server';
 import { KAFKA } from './messaging.module';
@@ -27,7 +27,7 @@ export interface EventConsumerApp {
  */
 export async function startEventConsumer(
   module: DynamicModule,
-  config: KafkaConfig & ConsumerConfig & { LOG_LEVEL: LogLevelName },
+  config: KafkaConfig & ConsumerConfig & Partial<InboxConfig> & { LOG_LEVEL: LogLevelName },
   options: EventConsumerOptions,
 ): Promise<EventConsumerApp> {
   const server = new KafkaEventServer({
@@ -37,12 +37,16 @@ export async function startEventConsumer(
     retry: retryPolicyOf(config),
     sessionTimeoutMs: config.CONSUMER_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: config.CONSUMER_HEARTBEAT_INTERVAL_MS,
+    inboxRetentionHours: options.inbox === 'database' ? config.INBOX_RETENTION_HOURS : 0,
   });
   const app = await NestFactory.createMicroservice(module, { strategy: server, logger: logLevels(config.LOG_LEVEL) });
   server.attach({
     kafka: app.get<Kafka>(KAFKA),
     producer: app.get(EventProducer),
-    inbox: options.inbox === 'database' ? new TypeOrmInbox(app.get(DataSource)) : new NoInbox(),
+    inbox:
+      options.inbox === 'database'
+        ? new TypeOrmInbox(app.get(DataSource), config.INBOX_LOCK_TIMEOUT_MS)
+        : new NoInbox(),
   });
   await app.listen();
   return { app, server };

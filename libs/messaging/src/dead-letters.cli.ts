@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { kafkaToolConfigSchema, loadConfigOrExit } from '@app/config';
-import { DeadLetter, DeadLetterFilter, DeadLetters } from './dead-letters';
+import { DeadLetter, DeadLetterFilter, DeadLetters, formatThrough, lastOffsets, parseThrough } from './dead-letters';
 import { createKafka } from './kafka.factory';
 
 const USAGE = `usage: npm run dlq -- <command> --group <consumer group> [filters] [options]
@@ -9,10 +9,12 @@ commands:
   list     one line per dead letter: partition/offset, event type and id, original position, reason, error
   show     every header and the value of the matching dead letters
   replay   republish the matching dead letters to their original topic (the inbox skips handled events)
-  purge    delete every dead letter of the group present now (needs --yes; Kafka deletes up to an offset)
+  purge    delete dead letters up to what was seen (needs --yes; Kafka deletes up to an offset, per partition):
+           --through <partition>/<offset>[,…] as list and replay print it; without it, what purge reads now
+           (printed), so a dead letter that arrives meanwhile is never deleted unseen
 
 filters:  --type <event type>  --id <event id>  --partition <n>  --offset <n>
-options:  --json (list/show as JSON lines)  --yes (purge)
+options:  --json (list/show as JSON lines)  --yes (purge)  --through (purge)
 Kafka connection from the usual variables: KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*.`;
 
 function line(letter: DeadLetter): string {
@@ -46,6 +48,7 @@ async function main(): Promise<number> {
       offset: { type: 'string' },
       json: { type: 'boolean', default: false },
       yes: { type: 'boolean', default: false },
+      through: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -72,6 +75,9 @@ async function main(): Promise<number> {
       const letters = await deadLetters.list(filter);
       for (const letter of letters) process.stdout.write(`${values.json ? asJson(letter) : line(letter)}\n`);
       process.stderr.write(`${letters.length} dead letter(s) on ${deadLetters.topic}\n`);
+      if (letters.length > 0 && filter.type === undefined && filter.id === undefined) {
+        process.stderr.write(`purge exactly these: --through ${formatThrough(lastOffsets(letters))}\n`);
+      }
       return 0;
     }
     case 'show': {
@@ -94,15 +100,27 @@ async function main(): Promise<number> {
       process.stderr.write(
         `${replayed.length} dead letter(s) republished; they stay on ${deadLetters.topic} until purged\n`,
       );
+      if (replayed.length > 0 && filter.type === undefined && filter.id === undefined) {
+        process.stderr.write(
+          `purge them: npm run dlq -- purge --group ${values.group} --through ${formatThrough(lastOffsets(replayed))} --yes\n`,
+        );
+      }
       return 0;
     }
     case 'purge': {
       if (!values.yes) {
-        process.stderr.write(`purge deletes every dead letter on ${deadLetters.topic}; add --yes to confirm\n`);
+        process.stderr.write(`purge deletes dead letters on ${deadLetters.topic} for good; add --yes to confirm\n`);
         return 2;
       }
-      const count = await deadLetters.purge();
-      process.stderr.write(`${count} dead letter(s) deleted from ${deadLetters.topic}\n`);
+      let through = values.through === undefined ? undefined : parseThrough(values.through);
+      if (!through) {
+        const seen = await deadLetters.list();
+        for (const letter of seen) process.stdout.write(`deleting ${line(letter)}\n`);
+        through = lastOffsets(seen);
+      }
+      const count = await deadLetters.purge(through);
+      const upTo = through.size > 0 ? ` (through ${formatThrough(through)})` : '';
+      process.stderr.write(`${count} dead letter(s) deleted from ${deadLetters.topic}${upTo}\n`);
       return 0;
     }
     default:

@@ -179,22 +179,70 @@ export class DeadLetters {
     return letters;
   }
 
-  /** Deletes every dead letter present now (Kafka removes records up to an offset, never one by one). */
-  async purge(): Promise<number> {
+  /**
+   * Deletes dead letters up to and including the given offset of each partition (Kafka deletes up to an offset,
+   * never one record by one). Only what was seen: a dead letter that arrived after the caller listed is kept.
+   * Without `through`, deletes what this call reads now, so nothing unseen by the caller of `purge` goes.
+   * Returns how many were deleted.
+   */
+  async purge(through?: Map<number, string>): Promise<number> {
+    const limits = through ?? lastOffsets(await this.list());
+    if (limits.size === 0) return 0;
     const admin = this.kafka.admin();
     await admin.connect();
     try {
       if (!(await admin.listTopics()).includes(this.topic)) return 0;
-      const watermarks = await admin.fetchTopicOffsets(this.topic);
-      const count = watermarks.reduce((sum, w) => sum + Number(BigInt(w.high) - BigInt(w.low)), 0);
-      if (count === 0) return 0;
-      await admin.deleteTopicRecords({
-        topic: this.topic,
-        partitions: watermarks.map((w) => ({ partition: w.partition, offset: w.high })),
-      });
-      return count;
+      const watermarks = new Map(
+        (await admin.fetchTopicOffsets(this.topic)).map((w) => [
+          w.partition,
+          { low: BigInt(w.low), high: BigInt(w.high) },
+        ]),
+      );
+      const partitions: { partition: number; offset: string }[] = [];
+      let count = 0n;
+      for (const [partition, last] of limits) {
+        const mark = watermarks.get(partition);
+        if (!mark) throw new Error(`${this.topic} has no partition ${partition}`);
+        // Exclusive end: everything before it goes. Never past what exists now.
+        const end = BigInt(last) + 1n < mark.high ? BigInt(last) + 1n : mark.high;
+        if (end > mark.low) {
+          partitions.push({ partition, offset: end.toString() });
+          count += end - mark.low;
+        }
+      }
+      if (partitions.length > 0) await admin.deleteTopicRecords({ topic: this.topic, partitions });
+      return Number(count);
     } finally {
       await admin.disconnect();
     }
   }
+}
+
+/** The last offset per partition among these dead letters: what a purge of exactly them deletes up to. */
+export function lastOffsets(letters: readonly DeadLetter[]): Map<number, string> {
+  const result = new Map<number, string>();
+  for (const letter of letters) {
+    const seen = result.get(letter.partition);
+    if (seen === undefined || BigInt(letter.offset) > BigInt(seen)) result.set(letter.partition, letter.offset);
+  }
+  return result;
+}
+
+/** `0/4,2/7` → partition 0 through offset 4, partition 2 through offset 7 (as `list` prints them). */
+export function parseThrough(text: string): Map<number, string> {
+  const result = new Map<number, string>();
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const match = /^(\d+)\/(\d+)$/.exec(part);
+    if (!match) throw new Error(`--through takes <partition>/<offset>[,…] as list prints them, got '${part}'`);
+    result.set(Number(match[1]), match[2]);
+  }
+  if (result.size === 0) throw new Error('--through names no partition/offset');
+  return result;
+}
+
+export function formatThrough(offsets: Map<number, string>): string {
+  return [...offsets].map(([partition, offset]) => `${partition}/${offset}`).join(',');
 }

@@ -1,4 +1,5 @@
 import { Column, DataSource, Entity, EntityManager, PrimaryColumn, QueryRunner } from 'typeorm';
+import { RetriableError } from './errors';
 
 export interface InboxKey {
   consumerGroup: string;
@@ -17,7 +18,21 @@ export type InboxOutcome = 'handled' | 'duplicate';
  */
 export interface InboxStore {
   run(key: InboxKey, work: (transaction?: EntityManager) => Promise<void>): Promise<InboxOutcome>;
+  /** Deletes records older than the retention; returns how many. */
+  prune?(consumerGroup: string, retentionHours: number): Promise<number>;
 }
+
+/**
+ * Another transaction holds this event's inbox key (a consumer that is still working on it, or one frozen
+ * mid-transaction until PostgreSQL ends its session). Not a failure of the event: it is retried later without
+ * using up an attempt, and the partition moves on meanwhile.
+ */
+export class InboxBusyError extends RetriableError {
+  override readonly name = 'InboxBusyError';
+}
+
+/** PostgreSQL lock_not_available: lock_timeout passed while waiting for a row lock. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 @Entity({ name: 'inbox' })
 export class InboxRecord {
@@ -49,29 +64,72 @@ export class InboxRecord {
  * sees it as a duplicate, so the side effect runs at most once per committed row.
  */
 export class TypeOrmInbox implements InboxStore {
-  constructor(private readonly dataSource: DataSource) {}
+  /** `lockTimeoutMs` bounds the wait on a key another transaction holds; past it, InboxBusyError. */
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly lockTimeoutMs = 5000,
+  ) {}
 
   async run(key: InboxKey, work: (transaction?: EntityManager) => Promise<void>): Promise<InboxOutcome> {
-    return this.dataSource.transaction(async (manager) => {
-      const inserted = await manager
-        .createQueryBuilder()
-        .insert()
-        .into(InboxRecord)
-        .values({
-          consumerGroup: key.consumerGroup,
-          eventId: key.eventId,
-          eventType: key.eventType,
-          topic: key.topic,
-          partition: key.partition,
-          offset: key.offset,
-        })
-        .orIgnore()
-        .returning(['eventId'])
-        .execute();
-      if ((inserted.raw as unknown[]).length === 0) return 'duplicate';
-      await work(manager);
-      return 'handled';
-    });
+    try {
+      return await this.dataSource.transaction((manager) => this.runIn(manager, key, work));
+    } catch (error) {
+      const code = ((error as { driverError?: { code?: string } }).driverError ?? (error as { code?: string })).code;
+      if (code === LOCK_NOT_AVAILABLE) {
+        throw new InboxBusyError(
+          `event ${key.eventId} is held by another transaction of group ${key.consumerGroup} (waited ${this.lockTimeoutMs} ms)`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async prune(consumerGroup: string, retentionHours: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const [, count] = await this.dataSource.query<[unknown, number]>(
+        `DELETE FROM ${this.table()} WHERE (consumer_group, event_id) IN (
+           SELECT consumer_group, event_id FROM ${this.table()}
+            WHERE consumer_group = $1 AND processed_at < now() - make_interval(hours => $2)
+            LIMIT 5000)`,
+        [consumerGroup, retentionHours],
+      );
+      deleted += count;
+      if (count < 5000) return deleted;
+    }
+  }
+
+  private table(): string {
+    const metadata = this.dataSource.getMetadata(InboxRecord);
+    return `"${metadata.schema ?? 'public'}"."${metadata.tableName}"`;
+  }
+
+  private async runIn(
+    manager: EntityManager,
+    key: InboxKey,
+    work: (transaction?: EntityManager) => Promise<void>,
+  ): Promise<InboxOutcome> {
+    // Bounded wait on a key another transaction holds: a consumer frozen mid-transaction cannot stall this one.
+    await manager.query(`SET LOCAL lock_timeout = ${Math.round(this.lockTimeoutMs)}`);
+    const inserted = await manager
+      .createQueryBuilder()
+      .insert()
+      .into(InboxRecord)
+      .values({
+        consumerGroup: key.consumerGroup,
+        eventId: key.eventId,
+        eventType: key.eventType,
+        topic: key.topic,
+        partition: key.partition,
+        offset: key.offset,
+      })
+      .orIgnore()
+      .returning(['eventId'])
+      .execute();
+    if ((inserted.raw as unknown[]).length === 0) return 'duplicate';
+    await work(manager);
+    return 'handled';
   }
 }
 
@@ -96,4 +154,9 @@ export async function createInboxTable(runner: QueryRunner, schema: string): Pro
       processed_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (consumer_group, event_id)
     )`);
+}
+
+/** Index for pruning by age; called from the owning app's migration. */
+export async function addInboxPruningIndex(runner: QueryRunner, schema: string): Promise<void> {
+  await runner.query(`CREATE INDEX inbox_processed_at ON "${schema}".inbox (consumer_group, processed_at)`);
 }

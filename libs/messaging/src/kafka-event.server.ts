@@ -17,7 +17,7 @@ import {
   RetryState,
   retryTopicOf,
 } from './failure-headers';
-import { InboxStore, NoInbox } from './inbox';
+import { InboxBusyError, InboxStore, NoInbox } from './inbox';
 import type { EventProducer } from './producer';
 import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
@@ -34,6 +34,8 @@ export interface KafkaEventServerOptions {
   /** Commit at least this often while a batch is being worked through. */
   commitEveryMessages?: number;
   commitIntervalMs?: number;
+  /** Inbox records older than this are pruned hourly; 0 keeps them. Checked at boot against the topics' retention. */
+  inboxRetentionHours?: number;
 }
 
 export interface ConsumerStats {
@@ -44,13 +46,24 @@ export interface ConsumerStats {
   skipped: number;
   /** Times this replica joined its group: one at start, one more per rebalance it took part in. */
   groupJoins: number;
+  /** Times the kafkajs consumer crashed; each one is restarted (by kafkajs or, when it gives up, by this server). */
+  crashes: number;
 }
 
 export interface ConsumerStatus {
   consumerGroup: string;
-  state: 'starting' | 'idle' | 'consuming' | 'stopping' | 'stopped';
+  state: 'starting' | 'idle' | 'consuming' | 'restarting' | 'stopping' | 'stopped';
   topics: string[];
   stats: ConsumerStats;
+}
+
+/** The longest delay a Node timer takes as given. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A retry's wait from now, from a due time written by another clock: never negative, never past `maxMs`. */
+export function clampRetryWait(waitMs: number, maxMs: number): number {
+  if (!Number.isFinite(waitMs) || waitMs <= 0) return 0;
+  return Math.min(waitMs, maxMs, MAX_TIMER_MS);
 }
 
 type Outcome = { kind: 'done' } | { kind: 'wait'; until: number };
@@ -79,8 +92,20 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private subscribed: string[] = [];
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Map<string, unknown[]>();
-  private publishFailures = 0;
-  readonly stats: ConsumerStats = { handled: 0, duplicates: 0, retried: 0, deadLettered: 0, skipped: 0, groupJoins: 0 };
+  /** Failed set-asides in a row, per partition: one partition's trouble does not lengthen another's backoff. */
+  private readonly publishFailures = new Map<string, number>();
+  /** The head message of each paused retry partition and when it is due, by this process's clock. */
+  private readonly retryHeads = new Map<string, { offset: string; until: number }>();
+  private pruneTimer?: NodeJS.Timeout;
+  readonly stats: ConsumerStats = {
+    handled: 0,
+    duplicates: 0,
+    retried: 0,
+    deadLettered: 0,
+    skipped: 0,
+    groupJoins: 0,
+    crashes: 0,
+  };
   private kafka?: Kafka;
   private producer?: EventProducer;
   private inbox: InboxStore = new NoInbox();
@@ -156,6 +181,18 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     }
     const topics = [...sources, this.retryTopic];
     await ensureTopics(kafka, [...topics, this.deadLetterTopic], this.options.topics);
+    await this.checkInboxRetention(kafka, [...topics, this.deadLetterTopic]);
+    await this.runConsumer(kafka, topics);
+    this.subscribed = topics;
+    this.state = 'consuming';
+    this.startPruning();
+    this.log.log(
+      `consuming ${topics.join(', ')} as group ${consumerGroup}; dead letters go to ${this.deadLetterTopic}`,
+    );
+  }
+
+  private async runConsumer(kafka: Kafka, topics: string[]): Promise<void> {
+    const { consumerGroup } = this.options;
     const consumer = kafka.consumer({
       groupId: consumerGroup,
       sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
@@ -169,6 +206,13 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     consumer.on(consumer.events.GROUP_JOIN, () => {
       this.stats.groupJoins += 1;
     });
+    // kafkajs restarts itself after a retriable crash; after any other it stops consuming for good, silently.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.stats.crashes += 1;
+      if (payload.restart || this.closing || consumer !== this.consumer) return;
+      this.log.error(`consumer crashed and kafkajs gave up: ${errorClassOf(payload.error)}: ${payload.error.message}`);
+      void this.restartAfterCrash(kafka, topics);
+    });
     await consumer.connect();
     // fromBeginning: a new group (or a committed offset that fell out of range) starts at the earliest offset.
     await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning: true }));
@@ -178,11 +222,73 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       partitionsConsumedConcurrently: this.options.concurrency ?? 1,
       eachBatch: (payload) => this.handleBatch(payload),
     });
-    this.subscribed = topics;
-    this.state = 'consuming';
-    this.log.log(
-      `consuming ${topics.join(', ')} as group ${consumerGroup}; dead letters go to ${this.deadLetterTopic}`,
-    );
+  }
+
+  /** A new kafkajs consumer in place of one that crashed for good; retried with backoff until it runs or we close. */
+  private async restartAfterCrash(kafka: Kafka, topics: string[]): Promise<void> {
+    this.state = 'restarting';
+    for (let attempt = 1; !this.closing; attempt++) {
+      await this.consumer?.disconnect().catch(() => undefined);
+      try {
+        await this.runConsumer(kafka, topics);
+        this.state = 'consuming';
+        this.log.log(`consumer restarted after a crash (attempt ${attempt})`);
+        return;
+      } catch (error) {
+        const delay = backoffDelay(this.options.retry, attempt);
+        this.log.warn(`consumer restart failed (${errorMessageOf(error)}); again in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /**
+   * The inbox is what makes a replay harmless, so it must remember an event as long as Kafka may still hold it:
+   * longer than the retention of every topic the group reads (plus one segment roll, since Kafka deletes whole
+   * segments). A shorter setting fails the boot instead of resending emails on a replay months later.
+   */
+  private async checkInboxRetention(kafka: Kafka, topics: string[]): Promise<void> {
+    const hours = this.options.inboxRetentionHours ?? 0;
+    if (hours <= 0 || !this.inbox.prune) return;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: topics.map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['retention.ms', 'segment.ms'] })),
+      });
+      for (const resource of resources) {
+        const value = (name: string) => Number(resource.configEntries.find((e) => e.configName === name)?.configValue);
+        const retention = value('retention.ms');
+        const kept = retention < 0 ? Infinity : retention + (value('segment.ms') || 0);
+        if (hours * 3_600_000 <= kept) {
+          const days = kept === Infinity ? 'forever' : `up to ${(kept / 86_400_000).toFixed(1)} days`;
+          throw new Error(
+            `INBOX_RETENTION_HOURS=${hours} is shorter than topic ${resource.resourceName} keeps messages (${days}: retention.ms + segment.ms); ` +
+              `a replay would resend. Raise it above that, or set 0 to keep inbox records forever`,
+          );
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private startPruning(): void {
+    const hours = this.options.inboxRetentionHours ?? 0;
+    const inbox = this.inbox;
+    if (hours <= 0 || !inbox.prune) return;
+    const prune = () => {
+      inbox.prune?.(this.options.consumerGroup, hours).then(
+        (deleted) => {
+          if (deleted > 0) this.log.log(`pruned ${deleted} inbox records older than ${hours} h`);
+        },
+        (error: unknown) => this.log.warn(`inbox pruning failed: ${errorMessageOf(error)}`),
+      );
+    };
+    prune();
+    this.pruneTimer = setInterval(prune, 3_600_000);
+    this.pruneTimer.unref();
   }
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
@@ -210,13 +316,15 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       for (const message of batch.messages) {
         if (!assigned() || this.closing) break;
         let outcome: Outcome;
+        const where = `${batch.topic}:${batch.partition}`;
         try {
           outcome = await this.handleMessage(batch.topic, batch.partition, message, heartbeat);
-          this.publishFailures = 0;
+          this.publishFailures.delete(where);
         } catch (error) {
           // The retry or dead-letter publish failed (or the broker went away): keep the offset, try again shortly.
-          this.publishFailures += 1;
-          const delay = backoffDelay(this.options.retry, this.publishFailures);
+          const failures = (this.publishFailures.get(where) ?? 0) + 1;
+          this.publishFailures.set(where, failures);
+          const delay = backoffDelay(this.options.retry, failures);
           this.log.warn(
             `${batch.topic}[${batch.partition}]@${message.offset} could not be set aside (${errorClassOf(error)}: ${errorMessageOf(error)}); fetching it again in ${delay} ms`,
           );
@@ -255,7 +363,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         this.resumeTimers.delete(key);
         if (!this.closing) consumer.resume([{ topic, partitions: [partition] }]);
       },
-      Math.max(1, until - Date.now()),
+      // Node fires a timer of more than 2^31-1 ms after 1 ms: never hand it one.
+      Math.min(Math.max(1, until - Date.now()), MAX_TIMER_MS),
     );
     this.resumeTimers.set(key, timer);
   }
@@ -275,7 +384,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         await this.deadLetter(message, { origin, attempts: 1, firstFailedAt: Date.now() }, error, 'invalid-message');
         return DONE;
       }
-      if (prior.retryAt > Date.now()) return { kind: 'wait', until: prior.retryAt };
+      const until = this.retryDueAt(topic, partition, message.offset, prior.retryAt);
+      if (until > Date.now()) return { kind: 'wait', until };
+      this.retryHeads.delete(`${topic}:${partition}`);
     }
     const origin: MessageOrigin = prior?.origin ?? {
       topic,
@@ -347,11 +458,14 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         await this.deadLetter(message, failure, error, 'permanent-error');
         return DONE;
       }
-      if (attempt >= this.options.retry.maxAttempts) {
+      // Another transaction holds the event's inbox key: not this event's failure, so no attempt is used up.
+      const busy = error instanceof InboxBusyError;
+      if (busy) failure.attempts = attempt - 1;
+      if (!busy && attempt >= this.options.retry.maxAttempts) {
         await this.deadLetter(message, failure, error, 'attempts-exhausted');
         return DONE;
       }
-      const retryAt = Date.now() + backoffDelay(this.options.retry, attempt);
+      const retryAt = Date.now() + backoffDelay(this.options.retry, Math.max(1, failure.attempts));
       if (retryAt - firstFailedAt > this.options.retry.deadlineMs) {
         await this.deadLetter(message, failure, error, 'deadline-exceeded');
         return DONE;
@@ -368,6 +482,21 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     } finally {
       clearInterval(beat);
     }
+  }
+
+  /**
+   * When a retry is due, by this process's clock. `x-retry-at` comes from another host's clock and from the wire:
+   * the wait is clamped to the policy's longest backoff, counted from when this process first saw the message at
+   * the head of its partition. A writer clock hours ahead, or a value past any timer's range, costs at most that.
+   */
+  private retryDueAt(topic: string, partition: number, offset: string, retryAt: number): number {
+    const key = `${topic}:${partition}`;
+    const head = this.retryHeads.get(key);
+    if (head?.offset === offset) return head.until;
+    const now = Date.now();
+    const until = now + clampRetryWait(retryAt - now, this.options.retry.maxMs);
+    this.retryHeads.set(key, { offset, until });
+    return until;
   }
 
   private async deadLetter(
@@ -406,6 +535,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.state = 'stopping';
     for (const timer of this.resumeTimers.values()) clearTimeout(timer);
     this.resumeTimers.clear();
+    clearInterval(this.pruneTimer);
     if (this.idle) {
       clearInterval(this.idle.timer);
       await this.idle.admin.disconnect();

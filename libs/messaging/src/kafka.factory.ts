@@ -18,8 +18,8 @@ function logCreator() {
     const { message, ...extra } = log;
     const logger = new Logger(`kafkajs:${namespace}`);
     const text = `${message}${Object.keys(extra).length > 2 ? ` ${JSON.stringify(extra)}` : ''}`;
-    // Retries are bounded on purpose: the outbox relay re-sends unacknowledged rows itself, and consumers dedupe
-    // by event id, so a duplicate the broker's idempotence cannot catch is still harmless.
+    // Retries are bounded on purpose: callers re-send what was not acknowledged, and EventProducer starts a new
+    // producer (new id, fresh sequence numbers) after any failed send, so a rewound sequence is never reused.
     const expected = message.startsWith('Limiting retries for the idempotent producer');
     const method = expected ? 'debug' : (levelName[level] ?? 'debug');
     if (method === 'log') logger.debug(text);
@@ -49,6 +49,7 @@ export function createKafka(config: KafkaConfig, clientId: string): Kafka {
     ssl,
     sasl: saslOf(config),
     connectionTimeout: config.KAFKA_CONNECT_TIMEOUT_MS,
+    requestTimeout: config.KAFKA_REQUEST_TIMEOUT_MS,
     logLevel: logLevel.WARN,
     logCreator,
     retry: { initialRetryTime: 200, maxRetryTime: 5000, retries: 8 },

@@ -60,35 +60,50 @@ export type EventRecord = OutgoingRecord & { key: string; value: string; headers
 /**
  * The process's one idempotent producer (acks=all, one request in flight, so per-partition order survives
  * retries). Every send is awaited by its caller; records of one call go out in one request per broker.
+ *
+ * After any failed send the kafkajs producer is thrown away and the next send starts a new one, with a new
+ * producer id. kafkajs winds its sequence numbers back when a request fails, even when the broker appended part of
+ * it (a partition-level error in a multi-partition request, a response lost after the append). Reusing that state
+ * makes the next send fail with OUT_OF_ORDER_SEQUENCE_NUMBER forever, or be acknowledged as a duplicate of what the
+ * broker already holds without being written: a lost message. A new producer id has no history to collide with;
+ * the price is that a batch re-sent after a failure may be written twice, which consumers skip by event id.
  */
 export class EventProducer {
   private readonly logger = new Logger(EventProducer.name);
-  private readonly producer: Producer;
+  private producer: Producer;
   private connecting?: Promise<void>;
   private connected = false;
   private tail: Promise<void> = Promise.resolve();
+  /** Producers started so far; more than one means earlier ones were discarded after a failed send. */
+  generation = 1;
 
-  constructor(kafka: Kafka) {
-    this.producer = kafka.producer({
+  constructor(private readonly kafka: Kafka) {
+    this.producer = this.create();
+  }
+
+  private create(): Producer {
+    const producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       // murmur2 like the Java client, so every client in any language maps a key to the same partition.
       createPartitioner: Partitioners.DefaultPartitioner,
-      // Short client-side retries: callers (the outbox relay) own the long backoff.
+      // Short client-side retries: callers (the outbox relay, the consumer runner) own the long backoff.
       retry: { initialRetryTime: 200, maxRetryTime: 2000, retries: 4 },
     });
-    this.producer.on(this.producer.events.DISCONNECT, () => {
-      this.connected = false;
+    producer.on(producer.events.DISCONNECT, () => {
+      if (producer === this.producer) this.connected = false;
     });
+    return producer;
   }
 
   async connect(): Promise<void> {
     if (this.connected) return;
-    this.connecting ??= this.producer
+    const producer = this.producer;
+    this.connecting ??= producer
       .connect()
       .then(() => {
-        this.connected = true;
+        if (producer === this.producer) this.connected = true;
       })
       .finally(() => {
         this.connecting = undefined;
@@ -106,7 +121,6 @@ export class EventProducer {
   }
 
   private async sendNow(records: readonly OutgoingRecord[]): Promise<void> {
-    await this.connect();
     // One entry per topic, records kept in their relative order: per-key order only matters within a partition.
     const byTopic = new Map<string, Message[]>();
     for (const record of records) {
@@ -115,7 +129,24 @@ export class EventProducer {
       byTopic.set(record.topic, messages);
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-    await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages });
+    try {
+      await this.connect();
+      await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages });
+    } catch (error) {
+      this.replace();
+      throw error;
+    }
+  }
+
+  /** Discards the current producer (its sequence numbers may no longer match the broker's) for a new one. */
+  private replace(): void {
+    const old = this.producer;
+    this.producer = this.create();
+    this.connected = false;
+    this.connecting = undefined;
+    this.generation += 1;
+    this.logger.debug(`send failed; producer replaced (generation ${this.generation})`);
+    void old.disconnect().catch(() => undefined);
   }
 
   /** Publishes one typed event directly (no outbox): for producers whose source of truth is the event itself. */
