@@ -9,6 +9,7 @@ import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
 import { HealthController } from './health/health.controller';
 import { Initial1764000000000 } from './migrations/1764000000000-initial';
+import { OutboxParking1764100000000 } from './migrations/1764100000000-outbox-parking';
 import { SCHEMA } from './schema';
 import { User } from './users/user.entity';
 import { UsersModule } from './users/users.module';
@@ -23,7 +24,7 @@ export class AppModule {
         DatabaseModule.forApp({
           schema: SCHEMA,
           entities: [User, OutboxMessage],
-          migrations: [Initial1764000000000],
+          migrations: [Initial1764000000000, OutboxParking1764100000000],
           applicationName: 'users-api',
         }),
         MessagingModule.forRoot({ clientId: 'users-api' }),

@@ -33,8 +33,16 @@ export class OutboxMessage {
   @Column({ name: 'published_at', type: 'timestamptz', nullable: true })
   publishedAt!: Date | null;
 
+  /** Failed sends of this row on its own (isolated from its batch); a broker outage does not count. */
   @Column({ type: 'int', default: 0 })
   attempts!: number;
+
+  /** Set when the broker can never take this row: the relay skips it, and later rows of its topic and key wait. */
+  @Column({ name: 'parked_at', type: 'timestamptz', nullable: true })
+  parkedAt!: Date | null;
+
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError!: string | null;
 }
 
 /** The channel the insert trigger notifies, so the relay wakes at commit instead of polling. */
@@ -68,4 +76,20 @@ export async function createOutboxTable(runner: QueryRunner, schema: string): Pr
   await runner.query(`
     CREATE TRIGGER outbox_notify AFTER INSERT ON "${schema}".outbox
     FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".outbox_notify()`);
+}
+
+/**
+ * DDL that lets the relay park a row the broker can never take (too large, a deleted or forbidden topic) instead of
+ * retrying it at the head of the line forever. Called from the owning app's migration.
+ */
+export async function addOutboxParking(runner: QueryRunner, schema: string): Promise<void> {
+  await runner.query(`ALTER TABLE "${schema}".outbox ADD COLUMN parked_at timestamptz, ADD COLUMN last_error text`);
+  // Rows behind a parked row of the same topic and key are held back; this index answers that check.
+  await runner.query(
+    `CREATE INDEX outbox_parked ON "${schema}".outbox (topic, message_key, id) WHERE parked_at IS NOT NULL AND published_at IS NULL`,
+  );
+  // Pruning deletes published rows by age.
+  await runner.query(
+    `CREATE INDEX outbox_published_at ON "${schema}".outbox (published_at) WHERE published_at IS NOT NULL`,
+  );
 }

@@ -21,6 +21,9 @@ interface RelayConfig extends DatabaseConfig, KafkaConfig {
   OUTBOX_BATCH_SIZE: number;
   OUTBOX_IDLE_POLL_MS: number;
   OUTBOX_MAX_BACKOFF_MS: number;
+  OUTBOX_MAX_ATTEMPTS: number;
+  OUTBOX_LEADER_TIMEOUT_MS: number;
+  OUTBOX_RETENTION_HOURS: number;
 }
 
 @Injectable()
@@ -56,6 +59,9 @@ export class OutboxModule {
               batchSize: config.OUTBOX_BATCH_SIZE,
               idlePollMs: config.OUTBOX_IDLE_POLL_MS,
               maxBackoffMs: config.OUTBOX_MAX_BACKOFF_MS,
+              maxAttempts: config.OUTBOX_MAX_ATTEMPTS,
+              leaderTimeoutMs: config.OUTBOX_LEADER_TIMEOUT_MS,
+              retentionHours: config.OUTBOX_RETENTION_HOURS,
               prepare: () => ensureSystemTopics(kafka, config),
             }),
         },

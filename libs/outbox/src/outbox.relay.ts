@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
-import { DataSource, In, IsNull } from 'typeorm';
-import { EventProducer } from '@app/messaging';
-import { OutboxMessage, outboxChannel } from './outbox-message.entity';
+import { DataSource } from 'typeorm';
+import { errorMessageOf, EventProducer, OutgoingRecord, safeErrorMessage } from '@app/messaging';
+import { outboxChannel } from './outbox-message.entity';
+import { isBrokerUnreachable, isRowRejection, LeadershipLostError } from './relay-errors';
+import { Sleeper } from './sleeper';
 
 export interface OutboxRelayOptions {
   databaseUrl: string;
@@ -11,6 +13,15 @@ export interface OutboxRelayOptions {
   /** Safety net for a lost notification; the relay normally wakes on NOTIFY at commit. */
   idlePollMs: number;
   maxBackoffMs: number;
+  /** Failed sends of one row on its own, while the broker takes other rows, before the row is parked. */
+  maxAttempts: number;
+  /**
+   * The lock session is ended by PostgreSQL after this long without a word from the relay (a frozen or cut-off
+   * host); a standby then takes over. The leader speaks every third of it, and checks the session before each send.
+   */
+  leaderTimeoutMs: number;
+  /** Published rows older than this are deleted by the active relay, hourly; 0 keeps them. Parked rows stay. */
+  retentionHours: number;
   /** Runs (and is retried) until it succeeds once, before the first publish: e.g. creating the topics. */
   prepare?: () => Promise<void>;
 }
@@ -19,29 +30,63 @@ export interface OutboxRelayStatus {
   running: boolean;
   leader: boolean;
   published: number;
+  /** Rows this process parked since it started. */
+  parked: number;
   lastPublishedAt: string | null;
   lastError: string | null;
   failingSince: string | null;
 }
 
+interface Row {
+  id: string;
+  event_id: string;
+  event_type: string;
+  topic: string;
+  message_key: string;
+  value: string;
+  headers: Record<string, string>;
+}
+
+interface RoundResult {
+  published: number;
+  failed: number;
+  lastError?: unknown;
+}
+
+const keyOf = (row: Row) => `${row.topic}\u0000${row.message_key}`;
+
+const toRecord = (row: Row): OutgoingRecord => ({
+  topic: row.topic,
+  key: row.message_key,
+  value: row.value,
+  headers: row.headers,
+});
+
 /**
  * Publishes outbox rows in id order with the idempotent producer and marks them published only after the broker
  * acked them. One relay per schema is active at a time (a session advisory lock), so per-key order holds with
  * any number of replicas. A crash between ack and mark republishes those rows: consumers dedupe by event id.
+ *
+ * A batch the broker refuses is split: its rows are sent one by one, so one bad row cannot hold up the rest. A row
+ * the broker refuses for what it is (too large, a forbidden or invalid topic), or that keeps failing on its own
+ * while other rows go through, is parked; later rows of its topic and key wait behind it, keeping their order, until
+ * an operator retries or drops it (`npm run outbox`).
  */
 export class OutboxRelay {
   private readonly log = new Logger(OutboxRelay.name);
+  private readonly sleeper = new Sleeper();
   private client?: Client;
+  private heartbeat?: NodeJS.Timeout;
   private running = false;
   private leader = false;
-  private wake?: () => void;
-  private pendingWake = false;
   private loop?: Promise<void>;
   private prepared = false;
+  private nextPruneAt = 0;
   private readonly state: OutboxRelayStatus = {
     running: false,
     leader: false,
     published: 0,
+    parked: 0,
     lastPublishedAt: null,
     lastError: null,
     failingSince: null,
@@ -52,6 +97,10 @@ export class OutboxRelay {
     private readonly producer: EventProducer,
     private readonly options: OutboxRelayOptions,
   ) {}
+
+  private get table(): string {
+    return `"${this.options.schema}".outbox`;
+  }
 
   status(): OutboxRelayStatus {
     return { ...this.state, running: this.running, leader: this.leader };
@@ -65,41 +114,20 @@ export class OutboxRelay {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.notify();
+    this.sleeper.interrupt();
     await this.loop;
-    await this.releaseSession();
-  }
-
-  private notify(): void {
-    this.pendingWake = true;
-    this.wake?.();
-  }
-
-  private async sleep(ms: number): Promise<void> {
-    if (this.pendingWake || !this.running) {
-      this.pendingWake = false;
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(finish, ms);
-      this.wake = finish;
-    });
-    this.pendingWake = false;
+    this.endSession(this.client);
   }
 
   private async run(): Promise<void> {
-    let backoff = 100;
+    let failures = 0;
     while (this.running) {
       try {
         if (!this.leader) {
           await this.acquireLeadership();
           if (!this.leader) {
-            await this.sleep(this.options.idlePollMs);
+            // Standby: try again soon enough to take over within about one leader timeout.
+            await this.sleeper.sleep(Math.min(this.options.idlePollMs, this.options.leaderTimeoutMs / 3), 'idle');
             continue;
           }
         }
@@ -107,79 +135,246 @@ export class OutboxRelay {
           await this.options.prepare();
           this.prepared = true;
         }
-        const sent = await this.publishBatch();
-        backoff = 100;
+        const round = await this.publishRound();
+        if (round.failed > 0) {
+          // Some rows went out, some did not: the failing ones are retried after a backoff (and parked in time).
+          failures += 1;
+          this.recordFailure(round.lastError);
+          await this.sleeper.sleep(this.backoff(failures), 'backoff');
+          continue;
+        }
+        failures = 0;
+        if (Date.now() >= this.nextPruneAt) await this.pruneNow();
         if (this.state.failingSince) {
           this.log.log(`publishing again after failures since ${this.state.failingSince}`);
           this.state.failingSince = null;
           this.state.lastError = null;
         }
         // A full batch means more is waiting: go again at once. Otherwise wait for the next commit.
-        if (sent < this.options.batchSize) await this.sleep(this.options.idlePollMs);
+        if (round.published < this.options.batchSize) await this.sleeper.sleep(this.options.idlePollMs, 'idle');
       } catch (error) {
-        const message = (error as Error).message;
-        if (!this.state.failingSince) {
-          this.state.failingSince = new Date().toISOString();
-          this.log.warn(`relay failing, backing off: ${message}`);
+        if (error instanceof LeadershipLostError) {
+          this.log.warn(`relay for schema ${this.options.schema} lost its lock session; standing by`);
+          continue;
         }
-        this.state.lastError = message;
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, this.options.maxBackoffMs);
-        this.pendingWake = false;
+        failures += 1;
+        this.recordFailure(error);
+        await this.sleeper.sleep(this.backoff(failures), 'backoff');
       }
     }
   }
 
-  private async acquireLeadership(): Promise<void> {
-    if (!this.client) {
-      const client = new Client({ connectionString: this.options.databaseUrl, application_name: 'outbox-relay' });
-      client.on('error', (error) => {
-        this.log.warn(`relay session lost: ${error.message}`);
-        this.leader = false;
-        this.client = undefined;
-        client.end().catch(() => undefined);
-      });
-      client.on('notification', () => this.notify());
+  private backoff(failures: number): number {
+    return Math.min(100 * 2 ** Math.min(failures - 1, 20), this.options.maxBackoffMs);
+  }
+
+  private recordFailure(error: unknown): void {
+    const message = errorMessageOf(error);
+    if (!this.state.failingSince) {
+      this.state.failingSince = new Date().toISOString();
+      this.log.warn(`relay failing, backing off: ${message}`);
+    }
+    this.state.lastError = message;
+  }
+
+  // ---- leadership -------------------------------------------------------------------------------------------
+
+  /**
+   * The lock lives on its own session, which PostgreSQL ends after `leaderTimeoutMs` of silence
+   * (`idle_session_timeout`): a leader whose host froze or dropped off the network loses the lock by itself, since
+   * TCP keepalives are answered by the kernel of a frozen process and prove nothing.
+   */
+  private async openSession(): Promise<Client> {
+    const timeout = this.options.leaderTimeoutMs;
+    const client = new Client({
+      connectionString: this.options.databaseUrl,
+      application_name: 'outbox-relay',
+      keepAlive: true,
+      connectionTimeoutMillis: timeout,
+      query_timeout: timeout,
+      options: `-c idle_session_timeout=${timeout}`,
+    });
+    client.on('error', (error) => this.sessionLost(client, error.message));
+    client.on('end', () => this.sessionLost(client, 'connection ended'));
+    client.on('notification', () => this.sleeper.wake());
+    try {
       await client.connect();
       await client.query(`LISTEN "${outboxChannel(this.options.schema)}"`);
-      this.client = client;
+    } catch (error) {
+      this.endSession(client);
+      throw error;
     }
-    const result = await this.client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
+    this.client = client;
+    this.heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch((error: unknown) => this.sessionLost(client, errorMessageOf(error)));
+    }, timeout / 3);
+    return client;
+  }
+
+  private sessionLost(client: Client, reason: string): void {
+    if (client !== this.client) return;
+    if (this.leader) this.log.warn(`relay lock session lost (${reason})`);
+    this.endSession(client);
+  }
+
+  private endSession(client: Client | undefined): void {
+    if (client === this.client) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+      this.client = undefined;
+      this.leader = false;
+    }
+    client?.end().catch(() => undefined);
+  }
+
+  private async acquireLeadership(): Promise<void> {
+    const client = this.client ?? (await this.openSession());
+    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
       `outbox-relay:${this.options.schema}`,
     ]);
-    this.leader = result.rows[0]?.locked === true;
+    this.leader = result.rows[0]?.locked === true && client === this.client;
     if (this.leader) this.log.log(`relay active for schema ${this.options.schema}`);
   }
 
-  private async releaseSession(): Promise<void> {
+  /** Fencing: one round trip on the lock session right before a send. A session that answers still holds the lock. */
+  private async confirmLeadership(): Promise<void> {
     const client = this.client;
-    this.client = undefined;
-    this.leader = false;
-    if (client) await client.end().catch(() => undefined);
+    if (!this.leader || !client) throw new LeadershipLostError('not the leader');
+    try {
+      await client.query('SELECT 1');
+    } catch (error) {
+      this.sessionLost(client, errorMessageOf(error));
+    }
+    if (!this.leader || client !== this.client) throw new LeadershipLostError('lock session lost');
   }
 
-  /** One round: read the oldest unpublished rows, send them, mark them. Returns how many were published. */
-  private async publishBatch(): Promise<number> {
-    const repository = this.dataSource.getRepository(OutboxMessage);
-    const rows = await repository.find({
-      where: { publishedAt: IsNull() },
-      order: { id: 'ASC' },
-      take: this.options.batchSize,
-    });
-    if (rows.length === 0) return 0;
-    const ids = rows.map((row) => row.id);
-    try {
-      await this.producer.send(
-        rows.map((row) => ({ topic: row.topic, key: row.messageKey, value: row.value, headers: row.headers })),
-      );
-    } catch (error) {
-      await repository.increment({ id: In(ids) }, 'attempts', 1).catch(() => undefined);
-      throw error;
-    }
-    // Marked only now: the broker acked every row of this batch.
-    await repository.update({ id: In(ids) }, { publishedAt: new Date() });
+  // ---- publishing -------------------------------------------------------------------------------------------
+
+  /** The oldest unpublished rows, leaving out parked rows and every later row of a parked row's topic and key. */
+  private async nextBatch(): Promise<Row[]> {
+    return this.dataSource.query<Row[]>(
+      `SELECT o.id, o.event_id, o.event_type, o.topic, o.message_key, o.value, o.headers
+         FROM ${this.table} o
+        WHERE o.published_at IS NULL AND o.parked_at IS NULL
+          AND NOT EXISTS (
+            SELECT 1 FROM ${this.table} p
+             WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
+               AND p.topic = o.topic AND p.message_key = o.message_key AND p.id < o.id)
+        ORDER BY o.id
+        LIMIT $1`,
+      [this.options.batchSize],
+    );
+  }
+
+  /** Sends rows and resolves once the broker acknowledged them all (acks=all); throws without marking otherwise. */
+  private async send(rows: Row[]): Promise<void> {
+    await this.confirmLeadership();
+    await this.producer.send(rows.map(toRecord));
+  }
+
+  /** Marked only after the broker acked: a crash before this line publishes the rows again, never loses them. */
+  private async markPublished(rows: Row[]): Promise<void> {
+    await this.dataSource.query(`UPDATE ${this.table} SET published_at = now() WHERE id = ANY($1::bigint[])`, [
+      rows.map((row) => row.id),
+    ]);
     this.state.published += rows.length;
     this.state.lastPublishedAt = new Date().toISOString();
-    return rows.length;
+  }
+
+  /** One round: the oldest publishable rows in one send; if the broker refuses it, row by row. */
+  private async publishRound(): Promise<RoundResult> {
+    const rows = await this.nextBatch();
+    if (rows.length === 0) return { published: 0, failed: 0 };
+    try {
+      await this.send(rows);
+    } catch (error) {
+      if (error instanceof LeadershipLostError || isBrokerUnreachable(error)) throw error;
+      return this.isolate(rows);
+    }
+    await this.markPublished(rows);
+    return { published: rows.length, failed: 0 };
+  }
+
+  /**
+   * Sends the rows of a refused batch one at a time, in order. A later row of a failed row's topic and key is not
+   * sent in this round (per-key order). Three failures in a row with nothing accepted means the broker, not the
+   * rows, is the trouble: the round ends and the relay backs off.
+   */
+  private async isolate(rows: Row[]): Promise<RoundResult> {
+    const blocked = new Set<string>();
+    const failed: { row: Row; error: unknown }[] = [];
+    let published = 0;
+    let failuresInARow = 0;
+    for (const row of rows) {
+      if (blocked.has(keyOf(row))) continue;
+      try {
+        await this.send([row]);
+      } catch (error) {
+        if (error instanceof LeadershipLostError) throw error;
+        blocked.add(keyOf(row));
+        if (isRowRejection(error)) {
+          await this.park(row, error, 1);
+          continue;
+        }
+        failed.push({ row, error });
+        failuresInARow += 1;
+        if (isBrokerUnreachable(error) || (failuresInARow >= 3 && published === 0)) break;
+        continue;
+      }
+      await this.markPublished([row]);
+      published += 1;
+      failuresInARow = 0;
+    }
+    for (const { row, error } of failed) {
+      const [counted] = await this.dataSource.query<{ attempts: number }[]>(
+        `UPDATE ${this.table} SET attempts = attempts + 1, last_error = $2 WHERE id = $1 RETURNING attempts`,
+        [row.id, safeErrorMessage(error)],
+      );
+      // Only a row that fails while the broker takes others is at fault; in an outage every row fails.
+      if (published > 0 && (counted?.attempts ?? 0) >= this.options.maxAttempts) await this.park(row, error, 0);
+    }
+    if (failed.length > 0 && published === 0) throw failed[0].error;
+    return { published, failed: failed.length, lastError: failed[0]?.error };
+  }
+
+  /** Deletes published rows past the retention, in chunks so no statement holds many locks; returns how many. */
+  async prune(): Promise<number> {
+    if (this.options.retentionHours <= 0) return 0;
+    let deleted = 0;
+    for (;;) {
+      const [, count] = await this.dataSource.query<[unknown, number]>(
+        `DELETE FROM ${this.table} WHERE id IN (
+           SELECT id FROM ${this.table}
+            WHERE published_at IS NOT NULL AND published_at < now() - make_interval(hours => $1)
+            LIMIT 5000)`,
+        [this.options.retentionHours],
+      );
+      deleted += count;
+      if (count < 5000) return deleted;
+    }
+  }
+
+  private async pruneNow(): Promise<void> {
+    this.nextPruneAt = Date.now() + 3_600_000;
+    try {
+      const deleted = await this.prune();
+      if (deleted > 0)
+        this.log.log(`pruned ${deleted} published outbox rows older than ${this.options.retentionHours} h`);
+    } catch (error) {
+      this.log.warn(`outbox pruning failed: ${errorMessageOf(error)}`);
+    }
+  }
+
+  private async park(row: Row, error: unknown, addAttempts: number): Promise<void> {
+    const message = safeErrorMessage(error);
+    await this.dataSource.query(
+      `UPDATE ${this.table} SET parked_at = now(), last_error = $2, attempts = attempts + $3 WHERE id = $1`,
+      [row.id, message, addAttempts],
+    );
+    this.state.parked += 1;
+    this.log.error(
+      `outbox row ${row.id} (${row.event_type} ${row.event_id} to ${row.topic}, key ${row.message_key}) parked: ${message}. ` +
+        `Later events of that key wait behind it; see \`npm run outbox -- list\` to retry or drop it`,
+    );
   }
 }

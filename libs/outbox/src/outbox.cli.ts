@@ -1,0 +1,152 @@
+import { parseArgs } from 'node:util';
+import { Client } from 'pg';
+import { databaseToolConfigSchema, loadConfigOrExit } from '@app/config';
+import { outboxChannel } from './outbox-message.entity';
+
+const USAGE = `usage: npm run outbox -- <command> [options]
+
+commands:
+  list     parked rows: rows the broker refused (too large, a deleted or forbidden topic), and how many later rows
+           of the same topic and key wait behind each
+  retry    un-park rows (--id <row id>, repeatable, or --all): the relay tries them again at once
+  drop     delete parked rows for good (--id <row id>, repeatable, or --all; needs --yes); prints each one first,
+           and the rows waiting behind them are published
+
+options:  --schema <schema> (default users_api)  --json (list as JSON lines)
+Database from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/kafka_nest).`;
+
+interface ParkedRow {
+  id: string;
+  event_id: string;
+  event_type: string;
+  topic: string;
+  message_key: string;
+  bytes: number;
+  attempts: number;
+  created_at: Date;
+  parked_at: Date;
+  last_error: string | null;
+  held: number;
+}
+
+async function parked(db: Client, table: string, ids: string[] | 'all'): Promise<ParkedRow[]> {
+  const { rows } = await db.query<ParkedRow>(
+    `SELECT p.id, p.event_id, p.event_type, p.topic, p.message_key, octet_length(p.value) AS bytes, p.attempts,
+            p.created_at, p.parked_at, p.last_error,
+            (SELECT count(*)::int FROM ${table} o
+              WHERE o.published_at IS NULL AND o.topic = p.topic AND o.message_key = p.message_key AND o.id > p.id) AS held
+       FROM ${table} p
+      WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL AND ($1::bigint[] IS NULL OR p.id = ANY($1::bigint[]))
+      ORDER BY p.id`,
+    [ids === 'all' ? null : ids],
+  );
+  return rows;
+}
+
+function line(row: ParkedRow): string {
+  return [
+    `#${row.id}`,
+    row.parked_at.toISOString(),
+    row.event_type,
+    row.event_id,
+    `→ ${row.topic} key ${row.message_key}`,
+    `${row.bytes} bytes`,
+    `${row.attempts} attempt(s)`,
+    `${row.held} waiting behind`,
+    row.last_error ?? '',
+  ].join('  ');
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      schema: { type: 'string', default: 'users_api' },
+      id: { type: 'string', multiple: true },
+      all: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  if (!/^[a-z_][a-z0-9_]*$/.test(values.schema)) {
+    process.stderr.write(`--schema must be a plain schema name\n`);
+    return 2;
+  }
+  const ids = values.id ?? [];
+  if (ids.some((id) => !/^\d+$/.test(id))) {
+    process.stderr.write(`--id takes a row id (a number, as printed by list)\n`);
+    return 2;
+  }
+  const selection: string[] | 'all' = values.all ? 'all' : ids;
+  if (command !== 'list' && !values.all && ids.length === 0) {
+    process.stderr.write(`${command} needs --id <row id> or --all\n`);
+    return 2;
+  }
+  const config = loadConfigOrExit('outbox', databaseToolConfigSchema);
+  const table = `"${values.schema}".outbox`;
+  const db = new Client({ connectionString: config.DATABASE_URL, application_name: 'outbox-cli' });
+  await db.connect();
+  try {
+    switch (command) {
+      case 'list': {
+        const rows = await parked(db, table, 'all');
+        for (const row of rows) process.stdout.write(`${values.json ? JSON.stringify(row) : line(row)}\n`);
+        process.stderr.write(`${rows.length} parked row(s) in ${table}\n`);
+        return 0;
+      }
+      case 'retry': {
+        const rows = await parked(db, table, selection);
+        await db.query(
+          `UPDATE ${table} SET parked_at = NULL, attempts = 0 WHERE id = ANY($1::bigint[]) AND published_at IS NULL`,
+          [rows.map((row) => row.id)],
+        );
+        await db.query(`SELECT pg_notify($1, '')`, [outboxChannel(values.schema)]);
+        for (const row of rows) process.stdout.write(`retrying ${line(row)}\n`);
+        process.stderr.write(`${rows.length} row(s) un-parked; the relay sends them next\n`);
+        return 0;
+      }
+      case 'drop': {
+        if (!values.yes) {
+          process.stderr.write(`drop deletes the selected parked rows for good; add --yes to confirm\n`);
+          return 2;
+        }
+        const rows = await parked(db, table, selection);
+        for (const row of rows) {
+          // The whole row but a long value, which is cut: enough to rebuild the event, not megabytes on a terminal.
+          const { rows: full } = await db.query<Record<string, unknown>>(
+            `SELECT id, event_id, event_type, topic, message_key, headers, created_at, attempts, last_error,
+                    left(value, 2000) AS value, octet_length(value) AS value_bytes
+               FROM ${table} WHERE id = $1`,
+            [row.id],
+          );
+          process.stdout.write(`dropping ${JSON.stringify(full[0])}\n`);
+        }
+        await db.query(`DELETE FROM ${table} WHERE id = ANY($1::bigint[]) AND parked_at IS NOT NULL`, [
+          rows.map((row) => row.id),
+        ]);
+        await db.query(`SELECT pg_notify($1, '')`, [outboxChannel(values.schema)]);
+        process.stderr.write(`${rows.length} parked row(s) deleted from ${table}\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`unknown command '${command}'\n${USAGE}\n`);
+        return 2;
+    }
+  } finally {
+    await db.end();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`outbox: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,54 @@
+/** Kafka errors as the relay sees them: about one row, about reaching the broker, or neither. */
+
+interface KafkaLikeError {
+  name?: string;
+  type?: string;
+  retriable?: boolean;
+  cause?: unknown;
+  originalError?: unknown;
+}
+
+/** The error and the errors it wraps (kafkajs nests them in `cause` and `originalError`). */
+function chain(error: unknown): KafkaLikeError[] {
+  const found: KafkaLikeError[] = [];
+  let current: unknown = error;
+  while (current && typeof current === 'object' && found.length < 10) {
+    const e = current as KafkaLikeError;
+    found.push(e);
+    current = e.cause ?? e.originalError;
+  }
+  return found;
+}
+
+/**
+ * Broker replies that refuse the record itself, whatever the state of the cluster: sending it again can never work.
+ * Cluster-wide refusals (authentication, an unreachable broker) are not here: they say nothing about the row.
+ */
+const ROW_REJECTIONS = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_TOPIC_EXCEPTION',
+  'TOPIC_AUTHORIZATION_FAILED',
+]);
+
+export function isRowRejection(error: unknown): boolean {
+  return chain(error).some((e) => e.type !== undefined && ROW_REJECTIONS.has(e.type));
+}
+
+/** The broker could not be reached or did not answer in time: nothing can be learned about single rows. */
+const UNREACHABLE = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSBrokerNotFound',
+]);
+
+export function isBrokerUnreachable(error: unknown): boolean {
+  return chain(error).some((e) => e.name !== undefined && UNREACHABLE.has(e.name));
+}
+
+/** The relay's lock session ended or no longer answers: it must not publish another batch. */
+export class LeadershipLostError extends Error {
+  override readonly name = 'LeadershipLostError';
+}
