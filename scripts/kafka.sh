@@ -27,6 +27,11 @@ if [ -z "$PORT" ]; then
   case "$NAME" in test) PORT=39092 ;; *) PORT=9092 ;; esac
 fi
 CONTROLLER_PORT=$((PORT + 1))
+# A second listener for fault tests: it listens on PORT+2 but advertises PORT+3, where a test runs a TCP proxy
+# (test/support/kafka-proxy.ts). Clients that bootstrap from PORT+3 then reach every broker through the proxy,
+# which can drop responses, delay or cut connections. Nothing listens on PORT+3 unless a test starts the proxy.
+PROXIED_PORT=$((PORT + 2))
+PROXY_PORT=$((PORT + 3))
 RUN_DIR="$ROOT/.run/kafka-$NAME"
 PID_FILE="$RUN_DIR/kafka.pid"
 LOG_FILE="$RUN_DIR/kafka.log"
@@ -54,11 +59,11 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,PROXIED://127.0.0.1:$PROXIED_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,PROXIED://127.0.0.1:$PROXY_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
 log.dirs=$RUN_DIR/data
 auto.create.topics.enable=false
 num.partitions=3

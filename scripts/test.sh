@@ -11,8 +11,9 @@ start_throwaway_kafka test 39092
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
-# The fault suite runs email-service as a child process, to SIGKILL and SIGTERM it.
-log "building email-service"
+# The fault suites run users-api and email-service as child processes, to SIGKILL, SIGTERM and SIGSTOP them.
+log "building users-api and email-service"
+nest build users-api
 nest build email-service
 jest --config jest.config.js --selectProjects unit "$@"
 # --forceExit: a kafkajs consumer can reopen its coordinator connection for a heartbeat after the batch that was in

@@ -18,7 +18,8 @@ import { startBroker, stopBroker, testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { TEST_DATABASE_URL, TEST_KAFKA_BROKERS } from './support/env';
 import { EmailEvents, readTopic, startGroupAtEnd, topicEnds, waitForDrained } from './support/kafka';
-import { ReceivedMail, SmtpCatcher } from './support/smtp';
+import { SmtpCatcher } from './support/smtp';
+import { FaultRow, printFaultTable, tally } from './support/fault-table';
 import { waitFor } from './support/wait';
 
 /**
@@ -26,34 +27,11 @@ import { waitFor } from './support/wait';
  * what was created, published and emailed. Every scenario uses its own consumer group, started at the end of
  * `emails` unless it is about where a group starts, so scenarios do not see each other's events.
  */
-interface Row {
-  scenario: string;
-  created: number;
-  published: number;
-  emails: number;
-  duplicates: number;
-  deadLetters: number;
-  lost: number;
-  note?: string;
-}
+type Row = FaultRow;
 
 const rows: Row[] = [];
 const run = promisify(execFile);
 const root = join(__dirname, '..');
-
-const eventIdOf = (mail: ReceivedMail) => mail.messageId.replace(/^<|@.*$/g, '');
-
-/** Emails per expected event id: lost = expected ids never mailed, duplicates = extra deliveries of one id. */
-function tally(mails: ReceivedMail[], expected: string[]): { emails: number; duplicates: number; lost: number } {
-  const counts = new Map<string, number>();
-  for (const mail of mails) counts.set(eventIdOf(mail), (counts.get(eventIdOf(mail)) ?? 0) + 1);
-  const mine = expected.map((id) => counts.get(id) ?? 0);
-  return {
-    emails: mine.filter((n) => n > 0).length,
-    duplicates: mine.reduce((sum, n) => sum + Math.max(0, n - 1), 0),
-    lost: mine.filter((n) => n === 0).length,
-  };
-}
 
 describe('fault suite: registration → email', () => {
   const smtp = new SmtpCatcher();
@@ -78,17 +56,7 @@ describe('fault suite: registration → email', () => {
     await events.close();
     await smtp.stop();
     await db.end();
-    const table = rows.map((row) => ({ ...row, note: row.note ?? '' }));
-    const widths = Object.keys(table[0] ?? {}).map((key) =>
-      Math.max(key.length, ...table.map((row) => String(row[key as keyof typeof row]).length)),
-    );
-    const format = (values: string[]) => values.map((v, i) => v.padEnd(widths[i])).join(' | ');
-    const lines = [
-      format(Object.keys(table[0] ?? {})),
-      widths.map((w) => '-'.repeat(w)).join('-|-'),
-      ...table.map((row) => format(Object.values(row).map(String))),
-    ];
-    process.stdout.write(`\nFault suite summary\n${lines.join('\n')}\n\n`);
+    printFaultTable('Fault suite summary', rows);
   });
 
   const group = (label: string) => `faults-${label}-${randomUUID().slice(0, 8)}`;

@@ -52,6 +52,16 @@ export class ChildApp {
     });
   }
 
+  /** Everything the process printed since its last start. */
+  get printed(): string {
+    return this.output;
+  }
+
+  /** Sends a signal without waiting: SIGSTOP freezes the process with its sockets open, as a hung host would. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.exitCode === null && this.exitSignal === null;
   }
@@ -60,6 +70,7 @@ export class ChildApp {
   async stop(signal: NodeJS.Signals, timeoutMs = 60_000): Promise<number> {
     const started = Date.now();
     if (!this.running) return 0;
+    this.child?.kill('SIGCONT');
     this.child?.kill(signal);
     await waitFor(`${this.name} to exit after ${signal}`, () => !this.running, { timeoutMs, intervalMs: 50 });
     return Date.now() - started;

@@ -18,6 +18,8 @@ export interface ReceivedMail {
  */
 export class SmtpCatcher {
   readonly received: ReceivedMail[] = [];
+  /** Messages whose data arrived and whose reply is still held back (see delayNext). */
+  receiving = 0;
   port = 0;
   private server?: SMTPServer;
   private failures: { remaining: number; code: number } = { remaining: 0, code: 451 };
@@ -31,7 +33,13 @@ export class SmtpCatcher {
       onData: (stream, _session: SMTPServerSession, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-        stream.on('end', () => void this.afterDelay().then(() => finish()));
+        stream.on('end', () => {
+          this.receiving += 1;
+          void this.afterDelay().then(() => {
+            this.receiving -= 1;
+            finish();
+          });
+        });
         const finish = () => {
           if (this.failures.remaining > 0) {
             this.failures.remaining -= 1;

@@ -1,7 +1,7 @@
-/** Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMs` with `what`. */
+/** Polls `probe` until it returns a value other than undefined/null/false, or fails after `timeoutMs` with `what`. */
 export async function waitFor<T>(
   what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
   { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -9,7 +9,7 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const value = await probe();
-      if (value !== undefined && value !== false) return value;
+      if (value !== undefined && value !== null && value !== false) return value;
     } catch (error) {
       lastError = error;
     }
