@@ -20,6 +20,7 @@ import { TEST_DATABASE_URL, TEST_KAFKA_BROKERS } from './support/env';
 import { EmailEvents, readTopic, startGroupAtEnd, topicEnds, waitForDrained } from './support/kafka';
 import { SmtpCatcher } from './support/smtp';
 import { FaultRow, printFaultTable, tally } from './support/fault-table';
+import { emailEventIds as eventIdsOf, publishedCount as publishedOf } from './support/outbox-queries';
 import { waitFor } from './support/wait';
 
 /**
@@ -96,21 +97,8 @@ describe('fault suite: registration → email', () => {
     return { status: response.status, id: body.id, ms, email };
   }
 
-  async function emailEventIds(userIds: string[]): Promise<string[]> {
-    const { rows: found } = await db.query<{ event_id: string }>(
-      `SELECT event_id FROM users_api.outbox WHERE message_key = ANY($1) AND event_type = 'email.requested.v1'`,
-      [userIds],
-    );
-    return found.map((row) => row.event_id);
-  }
-
-  async function publishedCount(userIds: string[]): Promise<number> {
-    const { rows: found } = await db.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM users_api.outbox WHERE message_key = ANY($1) AND published_at IS NOT NULL',
-      [userIds],
-    );
-    return found[0].n;
-  }
+  const emailEventIds = (userIds: string[]) => eventIdsOf(db, userIds);
+  const publishedCount = (userIds: string[]) => publishedOf(db, userIds);
 
   async function deadLetterCount(consumerGroup: string): Promise<number> {
     return (await new DeadLetters(testKafka(), consumerGroup).list()).length;
@@ -448,7 +436,7 @@ describe('fault suite: registration → email', () => {
       CONSUMER_SESSION_TIMEOUT_MS: '6000',
       CONSUMER_HEARTBEAT_INTERVAL_MS: '500',
       CONSUMER_CONCURRENCY: '1',
-      SMTP_TIMEOUT_MS: '30000',
+      SMTP_TIMEOUT_MS: '15000',
     });
     await waitFor('the group joined', () => consumer.server.stats.groupJoins >= 1);
     const joins = consumer.server.stats.groupJoins;

@@ -30,6 +30,8 @@ import { FaultRow, printFaultTable, tally } from './support/fault-table';
 import { KafkaProxy } from './support/kafka-proxy';
 import { EmailEvents, readTopic, startGroupAtEnd, topicEnds, waitForDrained } from './support/kafka';
 import { SmtpCatcher } from './support/smtp';
+import { TcpProxy } from './support/tcp-proxy';
+import { emailEventIds as eventIdsOf, publishedCount as publishedOf } from './support/outbox-queries';
 import { waitFor } from './support/wait';
 
 /**
@@ -112,21 +114,8 @@ describe('fault suite: unclean faults', () => {
     return body.id as string;
   }
 
-  async function emailEventIds(userIds: string[]): Promise<string[]> {
-    const { rows: found } = await db.query<{ event_id: string }>(
-      `SELECT event_id FROM users_api.outbox WHERE message_key = ANY($1) AND event_type = 'email.requested.v1'`,
-      [userIds],
-    );
-    return found.map((row) => row.event_id);
-  }
-
-  async function publishedCount(userIds: string[]): Promise<number> {
-    const { rows: found } = await db.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM users_api.outbox WHERE message_key = ANY($1) AND published_at IS NOT NULL',
-      [userIds],
-    );
-    return found[0].n;
-  }
+  const emailEventIds = (userIds: string[]) => eventIdsOf(db, userIds);
+  const publishedCount = (userIds: string[]) => publishedOf(db, userIds);
 
   /** How often each of these event ids is on `emails` past the given offsets. */
   async function onTopic(before: Map<number, bigint>, ids: string[]): Promise<number> {
@@ -227,8 +216,8 @@ describe('fault suite: unclean faults', () => {
     const cli = ['-r', '@swc-node/register', 'libs/outbox/src/outbox.cli.ts'];
     const env = { ...process.env, DATABASE_URL: TEST_DATABASE_URL };
     const listed = await run(process.execPath, [...cli, 'list'], { cwd: root, env });
-    expect(listed.stdout).toContain(`#${bigId}`);
-    expect(listed.stdout).toContain('1 waiting behind');
+    const line = listed.stdout.split('\n').find((l) => l.startsWith(`#${bigId} `));
+    expect(line).toContain('1 waiting behind');
     await run(process.execPath, [...cli, 'drop', '--id', bigId, '--yes'], { cwd: root, env });
     await waitFor(
       'the held event once the parked row is dropped',
@@ -247,6 +236,46 @@ describe('fault suite: unclean faults', () => {
     expect(counts).toEqual({ emails: 6, duplicates: 0, lost: 0 });
     await closeApi(api.app);
     await closeConsumer(consumer);
+  });
+
+  it('4b. a row for a topic the broker does not have is parked after OUTBOX_MAX_ATTEMPTS rounds; the rest flows', async () => {
+    const name = await groupAtEnd('unknown-topic');
+    await emailService(name);
+    const api = await usersApi({ OUTBOX_MAX_ATTEMPTS: '2' });
+    const { rows: inserted } = await db.query<{ id: string }>(
+      `INSERT INTO users_api.outbox (event_id, event_type, topic, message_key, value, headers)
+       VALUES ($1, 'email.requested.v1', 'no-such-topic', 'k', '{}', '{}') RETURNING id`,
+      [randomUUID()],
+    );
+    const userIds: string[] = [];
+    // Attempts count only in rounds where the broker took other rows: keep registering until the row is parked.
+    await waitFor(
+      'the unknown-topic row parked',
+      async () => {
+        userIds.push(await register(api.url, 'u4b'));
+        const { rows: found } = await db.query<{ parked: boolean; attempts: number }>(
+          'SELECT parked_at IS NOT NULL AS parked, attempts FROM users_api.outbox WHERE id = $1',
+          [inserted[0].id],
+        );
+        return found[0].parked && found[0];
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+    const expected = await emailEventIds(userIds);
+    await waitFor(`${userIds.length} emails`, () => tally(smtp.received, expected).emails === userIds.length, {
+      timeoutMs: 60_000,
+    });
+    await drained(name);
+    const counts = tally(smtp.received, expected);
+    rows.push({
+      scenario: '4b a row for an unknown topic',
+      created: userIds.length,
+      published: (await publishedCount(userIds)) / 2,
+      ...counts,
+      deadLetters: 0,
+      note: `parked after 2 rounds with other rows published; ${userIds.length} registrations meanwhile`,
+    });
+    expect(counts).toEqual({ emails: userIds.length, duplicates: 0, lost: 0 });
   });
 
   it('1c. the broker writes but its answers are lost: the relay recovers with a new producer, each email once', async () => {
@@ -298,7 +327,7 @@ describe('fault suite: unclean faults', () => {
     }
   });
 
-  it('2. the relay leader freezes (SIGSTOP): the standby takes over in bounded time; the old one never publishes again', async () => {
+  it('2. the relay leader freezes (SIGSTOP): the standby takes over in bounded time; the thawed one stands down', async () => {
     const name = await groupAtEnd('frozen-leader');
     const consumer = await emailService(name);
     const env = { OUTBOX_LEADER_TIMEOUT_MS: '3000', LOG_LEVEL: 'log' };
@@ -347,6 +376,51 @@ describe('fault suite: unclean faults', () => {
     await closeConsumer(consumer);
   });
 
+  it('2b. a relay cut off from its lock session publishes nothing until it holds the lock again', async () => {
+    const database = new URL(TEST_DATABASE_URL);
+    const cutoff = await new TcpProxy(Number(database.port || 5432)).start();
+    try {
+      const name = await groupAtEnd('fenced');
+      await emailService(name);
+      database.port = String(cutoff.port);
+      // Only the lock session goes through the proxy; the relay polls every 100 ms, so it tries to send at once.
+      const api = await usersApi({
+        OUTBOX_LOCK_DATABASE_URL: database.toString(),
+        OUTBOX_LEADER_TIMEOUT_MS: '3000',
+        OUTBOX_IDLE_POLL_MS: '100',
+      });
+      const relay = api.app.get(OutboxRelay);
+      const first = [await register(api.url, 'u2b')];
+      await waitFor('the relay publishing', async () => (await publishedCount(first)) === 2);
+      cutoff.blackhole(true);
+      const cut: string[] = [];
+      for (let i = 0; i < 3; i++) cut.push(await register(api.url, 'u2b'));
+      await waitFor('the relay to stand down', () => !relay.status().leader, { timeoutMs: 15_000 });
+      const publishedWhileCut = await publishedCount(cut);
+      cutoff.blackhole(false);
+      await waitFor('the rows, once it holds the lock again', async () => (await publishedCount(cut)) === 6, {
+        timeoutMs: 30_000,
+      });
+      const expected = await emailEventIds([...first, ...cut]);
+      await waitFor('4 emails', () => tally(smtp.received, expected).emails === 4);
+      await drained(name);
+      const counts = tally(smtp.received, expected);
+      rows.push({
+        scenario: '2b lock session cut off (silent network)',
+        created: 4,
+        published: (await publishedCount([...first, ...cut])) / 2,
+        ...counts,
+        deadLetters: 0,
+        note: `${publishedWhileCut} rows published while the relay could not reach its lock session`,
+      });
+      // Fencing: a send goes out only right after the lock session answered.
+      expect(publishedWhileCut).toBe(0);
+      expect(counts).toEqual({ emails: 4, duplicates: 0, lost: 0 });
+    } finally {
+      await cutoff.stop();
+    }
+  });
+
   it('3. a consumer freezes (SIGSTOP) inside its inbox transaction: the others keep flowing; the event is retried', async () => {
     const name = await groupAtEnd('frozen-consumer');
     const frozen = new ChildApp('email-service', name, {
@@ -355,12 +429,12 @@ describe('fault suite: unclean faults', () => {
       CONSUMER_SESSION_TIMEOUT_MS: '6000',
       // Long enough that the other replica meets the orphaned transaction, short enough to end within the test.
       DATABASE_IDLE_TRANSACTION_TIMEOUT_MS: '40000',
-      SMTP_TIMEOUT_MS: '120000',
+      SMTP_TIMEOUT_MS: '13000',
     });
     children.push(frozen);
     await frozen.start(`consuming as group ${name}`);
     // The mail server holds its reply: the consumer is inside its inbox transaction, waiting, when it freezes.
-    smtp.delayNext(120_000);
+    smtp.delayNext(Infinity);
     const [slow] = await events.publish(1, `u3-slow-${randomUUID().slice(0, 6)}`);
     await waitFor('the slow message at the mail server', () => smtp.receiving > 0);
     frozen.signal('SIGSTOP');

@@ -82,13 +82,14 @@ export class SmtpCatcher {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** The next message is answered only after `ms`: a slow mail server, a long-running handler. */
+  /** The next message is answered only after `ms` (Infinity: never): a slow mail server, a long-running handler. */
   delayNext(ms: number): void {
     this.delays.push(ms);
   }
 
   private afterDelay(): Promise<void> {
     const ms = this.delays.shift() ?? 0;
+    if (ms === Infinity) return new Promise(() => undefined);
     return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
   }
 

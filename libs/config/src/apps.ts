@@ -15,9 +15,11 @@ export const usersApiConfigSchema = z
     OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200),
     OUTBOX_IDLE_POLL_MS: env.int(100, 600_000).default(5000),
     OUTBOX_MAX_BACKOFF_MS: env.int(100, 600_000).default(5000),
-    OUTBOX_MAX_ATTEMPTS: env.int(1, 1000).default(5),
+    OUTBOX_MAX_ATTEMPTS: env.int(1, 1000).default(10),
     OUTBOX_LEADER_TIMEOUT_MS: env.int(1000, 600_000).default(10_000),
     OUTBOX_RETENTION_HOURS: env.int(0, 87_600).default(168),
+    /** A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler. */
+    OUTBOX_LOCK_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
     SHUTDOWN_TIMEOUT_MS: consumerEnv.SHUTDOWN_TIMEOUT_MS,
   })
   .superRefine(checkKafkaAuth);
@@ -40,7 +42,17 @@ export const emailServiceConfigSchema = z
       .regex(/^[A-Za-z0-9._-]+$/)
       .default('email-service'),
   })
-  .superRefine(checkKafkaAuth);
+  .superRefine(checkKafkaAuth)
+  .superRefine((cfg, ctx) => {
+    // The SMTP send runs inside the inbox transaction: connect, greeting and a quiet socket may each take the timeout.
+    if (cfg.DATABASE_IDLE_TRANSACTION_TIMEOUT_MS <= 3 * cfg.SMTP_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_IDLE_TRANSACTION_TIMEOUT_MS'],
+        message: `must be more than 3 × SMTP_TIMEOUT_MS (${3 * cfg.SMTP_TIMEOUT_MS}), or a slow send loses its transaction`,
+      });
+    }
+  });
 
 /** Apps that connect to Kafka and wait for the handlers a later change gives them. */
 export const idleAppConfigSchema = z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv }).superRefine(checkKafkaAuth);

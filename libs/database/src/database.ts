@@ -109,9 +109,32 @@ export async function openAppDatabase(options: AppDatabaseOptions): Promise<Data
 }
 
 /** PostgreSQL error codes the apps branch on. */
-export const PgErrorCode = { UniqueViolation: '23505' } as const;
+export const PgErrorCode = { UniqueViolation: '23505', LockNotAvailable: '55P03' } as const;
 
 export function pgErrorOf(error: unknown): { code?: string; constraint?: string } {
   const driverError = (error as { driverError?: unknown }).driverError ?? error;
   return driverError ?? {};
+}
+
+/**
+ * Deletes the rows `where` selects in chunks of `chunk`, so no statement holds many locks or runs long; for
+ * pruning by age. `table` is a quoted, schema-qualified name; `key` the columns that identify a row.
+ */
+export async function deleteInChunks(
+  dataSource: DataSource,
+  table: string,
+  key: string,
+  where: string,
+  parameters: unknown[],
+  chunk = 5000,
+): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const [, count] = await dataSource.query<[unknown, number]>(
+      `DELETE FROM ${table} WHERE (${key}) IN (SELECT ${key} FROM ${table} WHERE ${where} LIMIT ${chunk})`,
+      parameters,
+    );
+    deleted += count;
+    if (count < chunk) return deleted;
+  }
 }

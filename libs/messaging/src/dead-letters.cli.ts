@@ -10,7 +10,7 @@ commands:
   show     every header and the value of the matching dead letters
   replay   republish the matching dead letters to their original topic (the inbox skips handled events)
   purge    delete dead letters up to what was seen (needs --yes; Kafka deletes up to an offset, per partition):
-           --through <partition>/<offset>[,…] as list and replay print it; without it, what purge reads now
+           --through <partition>/<offset>[,…] as an unfiltered list prints it; without it, what purge reads now
            (printed), so a dead letter that arrives meanwhile is never deleted unseen
 
 filters:  --type <event type>  --id <event id>  --partition <n>  --offset <n>
@@ -75,7 +75,8 @@ async function main(): Promise<number> {
       const letters = await deadLetters.list(filter);
       for (const letter of letters) process.stdout.write(`${values.json ? asJson(letter) : line(letter)}\n`);
       process.stderr.write(`${letters.length} dead letter(s) on ${deadLetters.topic}\n`);
-      if (letters.length > 0 && filter.type === undefined && filter.id === undefined) {
+      // Only for an unfiltered list: then the letters run from the start of each partition, and nothing unseen is in range.
+      if (letters.length > 0 && Object.values(filter).every((value) => value === undefined)) {
         process.stderr.write(`purge exactly these: --through ${formatThrough(lastOffsets(letters))}\n`);
       }
       return 0;
@@ -100,11 +101,6 @@ async function main(): Promise<number> {
       process.stderr.write(
         `${replayed.length} dead letter(s) republished; they stay on ${deadLetters.topic} until purged\n`,
       );
-      if (replayed.length > 0 && filter.type === undefined && filter.id === undefined) {
-        process.stderr.write(
-          `purge them: npm run dlq -- purge --group ${values.group} --through ${formatThrough(lastOffsets(replayed))} --yes\n`,
-        );
-      }
       return 0;
     }
     case 'purge': {

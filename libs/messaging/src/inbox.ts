@@ -1,4 +1,5 @@
 import { Column, DataSource, Entity, EntityManager, PrimaryColumn, QueryRunner } from 'typeorm';
+import { deleteInChunks, PgErrorCode, pgErrorOf } from '@app/database';
 import { RetriableError } from './errors';
 
 export interface InboxKey {
@@ -30,9 +31,6 @@ export interface InboxStore {
 export class InboxBusyError extends RetriableError {
   override readonly name = 'InboxBusyError';
 }
-
-/** PostgreSQL lock_not_available: lock_timeout passed while waiting for a row lock. */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 @Entity({ name: 'inbox' })
 export class InboxRecord {
@@ -74,8 +72,7 @@ export class TypeOrmInbox implements InboxStore {
     try {
       return await this.dataSource.transaction((manager) => this.runIn(manager, key, work));
     } catch (error) {
-      const code = ((error as { driverError?: { code?: string } }).driverError ?? (error as { code?: string })).code;
-      if (code === LOCK_NOT_AVAILABLE) {
+      if (pgErrorOf(error).code === PgErrorCode.LockNotAvailable) {
         throw new InboxBusyError(
           `event ${key.eventId} is held by another transaction of group ${key.consumerGroup} (waited ${this.lockTimeoutMs} ms)`,
           { cause: error },
@@ -86,18 +83,13 @@ export class TypeOrmInbox implements InboxStore {
   }
 
   async prune(consumerGroup: string, retentionHours: number): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const [, count] = await this.dataSource.query<[unknown, number]>(
-        `DELETE FROM ${this.table()} WHERE (consumer_group, event_id) IN (
-           SELECT consumer_group, event_id FROM ${this.table()}
-            WHERE consumer_group = $1 AND processed_at < now() - make_interval(hours => $2)
-            LIMIT 5000)`,
-        [consumerGroup, retentionHours],
-      );
-      deleted += count;
-      if (count < 5000) return deleted;
-    }
+    return deleteInChunks(
+      this.dataSource,
+      this.table(),
+      'consumer_group, event_id',
+      'consumer_group = $1 AND processed_at < now() - make_interval(hours => $2)',
+      [consumerGroup, retentionHours],
+    );
   }
 
   private table(): string {
@@ -128,6 +120,8 @@ export class TypeOrmInbox implements InboxStore {
       .returning(['eventId'])
       .execute();
     if ((inserted.raw as unknown[]).length === 0) return 'duplicate';
+    // The bound is for the inbox key only; the handler's own statements wait as they normally would.
+    await manager.query('SET LOCAL lock_timeout = DEFAULT');
     await work(manager);
     return 'handled';
   }

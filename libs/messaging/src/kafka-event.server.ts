@@ -3,7 +3,7 @@ import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { lastValueFrom } from 'rxjs';
 import { EventOf, EventType, InvalidEventError, isEventType, parseEvent, topicOf } from '@app/contracts';
-import { backoffDelay } from './backoff';
+import { backoffDelay, MAX_TIMER_MS, timerDelay } from './backoff';
 import { ConsumeContext } from './consume-context';
 import { classifyError, errorClassOf, errorMessageOf } from './errors';
 import {
@@ -57,9 +57,6 @@ export interface ConsumerStatus {
   stats: ConsumerStats;
 }
 
-/** The longest delay a Node timer takes as given. */
-const MAX_TIMER_MS = 2_147_483_647;
-
 /** A retry's wait from now, from a due time written by another clock: never negative, never past `maxMs`. */
 export function clampRetryWait(waitMs: number, maxMs: number): number {
   if (!Number.isFinite(waitMs) || waitMs <= 0) return 0;
@@ -97,6 +94,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   /** The head message of each paused retry partition and when it is due, by this process's clock. */
   private readonly retryHeads = new Map<string, { offset: string; until: number }>();
   private pruneTimer?: NodeJS.Timeout;
+  /** The restart after a crash in progress, if any: one at a time, and close() waits for it. */
+  private restarting?: Promise<void>;
+  private restartWait?: { timer: NodeJS.Timeout; resolve: () => void };
   readonly stats: ConsumerStats = {
     handled: 0,
     duplicates: 0,
@@ -211,7 +211,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       this.stats.crashes += 1;
       if (payload.restart || this.closing || consumer !== this.consumer) return;
       this.log.error(`consumer crashed and kafkajs gave up: ${errorClassOf(payload.error)}: ${payload.error.message}`);
-      void this.restartAfterCrash(kafka, topics);
+      this.restarting ??= this.restartAfterCrash(kafka, topics).finally(() => {
+        this.restarting = undefined;
+      });
     });
     await consumer.connect();
     // fromBeginning: a new group (or a committed offset that fell out of range) starts at the earliest offset.
@@ -229,15 +231,24 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.state = 'restarting';
     for (let attempt = 1; !this.closing; attempt++) {
       await this.consumer?.disconnect().catch(() => undefined);
+      if (this.closing) return;
       try {
         await this.runConsumer(kafka, topics);
+        if (this.closing) {
+          // close() ran while the new consumer joined: it must not stay in the group behind our back.
+          await this.consumer?.disconnect().catch(() => undefined);
+          return;
+        }
         this.state = 'consuming';
         this.log.log(`consumer restarted after a crash (attempt ${attempt})`);
         return;
       } catch (error) {
         const delay = backoffDelay(this.options.retry, attempt);
         this.log.warn(`consumer restart failed (${errorMessageOf(error)}); again in ${delay} ms`);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await new Promise<void>((resolve) => {
+          this.restartWait = { timer: setTimeout(resolve, delay), resolve };
+        });
+        this.restartWait = undefined;
       }
     }
   }
@@ -364,7 +375,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         if (!this.closing) consumer.resume([{ topic, partitions: [partition] }]);
       },
       // Node fires a timer of more than 2^31-1 ms after 1 ms: never hand it one.
-      Math.min(Math.max(1, until - Date.now()), MAX_TIMER_MS),
+      Math.max(1, timerDelay(until - Date.now())),
     );
     this.resumeTimers.set(key, timer);
   }
@@ -536,6 +547,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     for (const timer of this.resumeTimers.values()) clearTimeout(timer);
     this.resumeTimers.clear();
     clearInterval(this.pruneTimer);
+    if (this.restartWait) {
+      clearTimeout(this.restartWait.timer);
+      this.restartWait.resolve();
+    }
+    await this.restarting;
     if (this.idle) {
       clearInterval(this.idle.timer);
       await this.idle.admin.disconnect();

@@ -24,6 +24,7 @@ interface RelayConfig extends DatabaseConfig, KafkaConfig {
   OUTBOX_MAX_ATTEMPTS: number;
   OUTBOX_LEADER_TIMEOUT_MS: number;
   OUTBOX_RETENTION_HOURS: number;
+  OUTBOX_LOCK_DATABASE_URL?: string;
 }
 
 @Injectable()
@@ -54,7 +55,7 @@ export class OutboxModule {
           inject: [DataSource, EventProducer, KAFKA, APP_CONFIG],
           useFactory: (dataSource: DataSource, producer: EventProducer, kafka: Kafka, config: RelayConfig) =>
             new OutboxRelay(dataSource, producer, {
-              databaseUrl: config.DATABASE_URL,
+              databaseUrl: config.OUTBOX_LOCK_DATABASE_URL ?? config.DATABASE_URL,
               schema: options.schema,
               batchSize: config.OUTBOX_BATCH_SIZE,
               idlePollMs: config.OUTBOX_IDLE_POLL_MS,

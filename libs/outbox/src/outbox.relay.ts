@@ -1,12 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
+import { deleteInChunks } from '@app/database';
 import { errorMessageOf, EventProducer, OutgoingRecord, safeErrorMessage } from '@app/messaging';
 import { outboxChannel } from './outbox-message.entity';
-import { isBrokerUnreachable, isRowRejection, LeadershipLostError } from './relay-errors';
+import { isBrokerUnreachable, isRowRejection, isUnknownTopic, LeadershipLostError } from './relay-errors';
 import { Sleeper } from './sleeper';
 
 export interface OutboxRelayOptions {
+  /** Where the lock session connects: the app's database, directly (advisory locks need a session). */
   databaseUrl: string;
   schema: string;
   batchSize: number;
@@ -48,6 +50,8 @@ interface Row {
 }
 
 interface RoundResult {
+  /** Rows read for this round: a full batch means more may be waiting. */
+  fetched: number;
   published: number;
   failed: number;
   lastError?: unknown;
@@ -151,7 +155,7 @@ export class OutboxRelay {
           this.state.lastError = null;
         }
         // A full batch means more is waiting: go again at once. Otherwise wait for the next commit.
-        if (round.published < this.options.batchSize) await this.sleeper.sleep(this.options.idlePollMs, 'idle');
+        if (round.fetched < this.options.batchSize) await this.sleeper.sleep(this.options.idlePollMs, 'idle');
       } catch (error) {
         if (error instanceof LeadershipLostError) {
           this.log.warn(`relay for schema ${this.options.schema} lost its lock session; standing by`);
@@ -284,7 +288,7 @@ export class OutboxRelay {
   /** One round: the oldest publishable rows in one send; if the broker refuses it, row by row. */
   private async publishRound(): Promise<RoundResult> {
     const rows = await this.nextBatch();
-    if (rows.length === 0) return { published: 0, failed: 0 };
+    if (rows.length === 0) return { fetched: 0, published: 0, failed: 0 };
     try {
       await this.send(rows);
     } catch (error) {
@@ -292,66 +296,65 @@ export class OutboxRelay {
       return this.isolate(rows);
     }
     await this.markPublished(rows);
-    return { published: rows.length, failed: 0 };
+    return { fetched: rows.length, published: rows.length, failed: 0 };
   }
 
   /**
-   * Sends the rows of a refused batch one at a time, in order. A later row of a failed row's topic and key is not
-   * sent in this round (per-key order). Three failures in a row with nothing accepted means the broker, not the
-   * rows, is the trouble: the round ends and the relay backs off.
+   * Sends the rows of a refused batch one at a time, in order. After a failed row, later rows of its topic and key
+   * wait for the next round (per-key order), and so do the other rows of its topic, which likely fail the same way
+   * (a deleted topic, a partition without a leader) and would each cost the producer's retries. An unreachable
+   * broker ends the round.
    */
   private async isolate(rows: Row[]): Promise<RoundResult> {
-    const blocked = new Set<string>();
+    const blockedKeys = new Set<string>();
+    const blockedTopics = new Set<string>();
     const failed: { row: Row; error: unknown }[] = [];
     let published = 0;
-    let failuresInARow = 0;
     for (const row of rows) {
-      if (blocked.has(keyOf(row))) continue;
+      if (blockedKeys.has(keyOf(row)) || blockedTopics.has(row.topic)) continue;
       try {
         await this.send([row]);
       } catch (error) {
         if (error instanceof LeadershipLostError) throw error;
-        blocked.add(keyOf(row));
+        failed.push({ row, error });
+        if (isBrokerUnreachable(error)) break;
+        blockedKeys.add(keyOf(row));
         if (isRowRejection(error)) {
+          failed.pop();
           await this.park(row, error, 1);
           continue;
         }
-        failed.push({ row, error });
-        failuresInARow += 1;
-        if (isBrokerUnreachable(error) || (failuresInARow >= 3 && published === 0)) break;
+        blockedTopics.add(row.topic);
+        // A deleted system topic is created again before the next round; any other unknown topic gets parked.
+        if (isUnknownTopic(error)) this.prepared = false;
         continue;
       }
       await this.markPublished([row]);
       published += 1;
-      failuresInARow = 0;
     }
     for (const { row, error } of failed) {
-      const [counted] = await this.dataSource.query<{ attempts: number }[]>(
-        `UPDATE ${this.table} SET attempts = attempts + 1, last_error = $2 WHERE id = $1 RETURNING attempts`,
-        [row.id, safeErrorMessage(error)],
+      // An attempt counts only when the broker took other rows in the same round: in an outage no row is at fault.
+      const counts = published > 0 && !isBrokerUnreachable(error);
+      const [updated] = await this.dataSource.query<[{ attempts: number }[], number]>(
+        `UPDATE ${this.table} SET attempts = attempts + $3, last_error = $2 WHERE id = $1 RETURNING attempts`,
+        [row.id, safeErrorMessage(error), counts ? 1 : 0],
       );
-      // Only a row that fails while the broker takes others is at fault; in an outage every row fails.
-      if (published > 0 && (counted?.attempts ?? 0) >= this.options.maxAttempts) await this.park(row, error, 0);
+      if (counts && (updated[0]?.attempts ?? 0) >= this.options.maxAttempts) await this.park(row, error, 0);
     }
     if (failed.length > 0 && published === 0) throw failed[0].error;
-    return { published, failed: failed.length, lastError: failed[0]?.error };
+    return { fetched: rows.length, published, failed: failed.length, lastError: failed[0]?.error };
   }
 
   /** Deletes published rows past the retention, in chunks so no statement holds many locks; returns how many. */
   async prune(): Promise<number> {
     if (this.options.retentionHours <= 0) return 0;
-    let deleted = 0;
-    for (;;) {
-      const [, count] = await this.dataSource.query<[unknown, number]>(
-        `DELETE FROM ${this.table} WHERE id IN (
-           SELECT id FROM ${this.table}
-            WHERE published_at IS NOT NULL AND published_at < now() - make_interval(hours => $1)
-            LIMIT 5000)`,
-        [this.options.retentionHours],
-      );
-      deleted += count;
-      if (count < 5000) return deleted;
-    }
+    return deleteInChunks(
+      this.dataSource,
+      this.table,
+      'id',
+      'published_at IS NOT NULL AND published_at < now() - make_interval(hours => $1)',
+      [this.options.retentionHours],
+    );
   }
 
   private async pruneNow(): Promise<void> {

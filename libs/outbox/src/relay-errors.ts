@@ -36,6 +36,11 @@ export function isRowRejection(error: unknown): boolean {
   return chain(error).some((e) => e.type !== undefined && ROW_REJECTIONS.has(e.type));
 }
 
+/** The broker does not know the topic (deleted, or never created). */
+export function isUnknownTopic(error: unknown): boolean {
+  return chain(error).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION');
+}
+
 /** The broker could not be reached or did not answer in time: nothing can be learned about single rows. */
 const UNREACHABLE = new Set([
   'KafkaJSConnectionError',

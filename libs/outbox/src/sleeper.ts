@@ -1,3 +1,5 @@
+import { timerDelay } from '@app/messaging';
+
 /**
  * The relay's waits. An idle wait ends early on `wake()` (a commit's NOTIFY); a backoff after a failure does not,
  * or every commit during an outage would cut it short and retry at once. `interrupt()` (stop) ends either.
@@ -18,7 +20,7 @@ export class Sleeper {
         if (this.current?.finish === finish) this.current = undefined;
         resolve();
       };
-      const timer = setTimeout(finish, Math.min(Math.max(0, ms), 2_147_483_647));
+      const timer = setTimeout(finish, timerDelay(ms));
       this.current = { finish, wakeable };
     }).then(() => {
       if (wakeable) this.pendingWake = false;

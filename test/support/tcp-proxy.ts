@@ -1,0 +1,50 @@
+import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
+
+/**
+ * A byte-for-byte TCP proxy on an ephemeral port that can go silent: `blackhole(true)` stops forwarding in both
+ * directions while every connection stays open, as a network partition looks to both ends (no FIN, no RST, just
+ * nothing). Used for connections whose protocol the test does not need to read (a PostgreSQL session).
+ */
+export class TcpProxy {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private silent = false;
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async start(): Promise<this> {
+    const server = createServer((client) => {
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          this.sockets.delete(socket);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on('data', (chunk: Buffer) => {
+        if (!this.silent) upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (!this.silent) client.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    return this;
+  }
+
+  /** Silent: bytes in either direction are dropped (not buffered), connections stay open. */
+  blackhole(on: boolean): void {
+    this.silent = on;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
