@@ -6,7 +6,9 @@ RUN npm ci --no-audit --no-fund
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY apps ./apps
 COPY libs ./libs
-RUN for app in users-api email-service video-processor cache-invalidator notifier; do npx nest build "$app"; done
+COPY scripts/apps.js ./scripts/
+# Every application project of nest-cli.json, the one list of apps.
+RUN for app in $(node scripts/apps.js); do npx nest build "$app"; done
 
 FROM node:24-bookworm-slim AS runtime
 # ffmpeg/ffprobe for the video-processor; tini so SIGTERM reaches node and the consumers drain before exit.

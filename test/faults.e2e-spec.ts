@@ -346,14 +346,17 @@ describe('fault suite: registration → email', () => {
       expect(letter.headers[FailureHeaders.ErrorMessage]).not.toContain('\n');
     }
     expect(letters.map((l) => l.value?.toString())).toEqual(['{"this is": not json', JSON.stringify(invalid)]);
+    await drained(name);
+    const counts = tally(smtp.received, expected);
     rows.push({
       scenario: '9 malformed + schema-invalid',
       created: 4,
       published: 4,
-      ...tally(smtp.received, expected),
+      ...counts,
       deadLetters: letters.length,
       note: 'both poison messages dead-lettered on attempt 1',
     });
+    expect(counts).toEqual({ emails: 2, duplicates: 0, lost: 0 });
     await closeConsumer(consumer);
   });
 
