@@ -3,9 +3,9 @@ import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { lastValueFrom } from 'rxjs';
 import { EventOf, EventType, InvalidEventError, isEventType, parseEvent, topicOf } from '@app/contracts';
-import { backoffDelay, MAX_TIMER_MS, timerDelay } from './backoff';
+import { backoffDelay } from './backoff';
 import { ConsumeContext } from './consume-context';
-import { classifyError, errorClassOf, errorMessageOf } from './errors';
+import { errorClassOf, errorMessageOf } from './errors';
 import {
   DeadLetterReason,
   deadLetterTopicOf,
@@ -17,7 +17,10 @@ import {
   RetryState,
   retryTopicOf,
 } from './failure-headers';
-import { InboxBusyError, InboxStore, NoInbox } from './inbox';
+import { decideFailure } from './failure-decision';
+import { InboxStore, NoInbox } from './inbox';
+import { checkInboxRetention, startInboxPruning } from './inbox-retention';
+import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
 import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
@@ -57,12 +60,6 @@ export interface ConsumerStatus {
   stats: ConsumerStats;
 }
 
-/** A retry's wait from now, from a due time written by another clock: never negative, never past `maxMs`. */
-export function clampRetryWait(waitMs: number, maxMs: number): number {
-  if (!Number.isFinite(waitMs) || waitMs <= 0) return 0;
-  return Math.min(waitMs, maxMs, MAX_TIMER_MS);
-}
-
 type Outcome = { kind: 'done' } | { kind: 'wait'; until: number };
 
 const DONE: Outcome = { kind: 'done' };
@@ -87,13 +84,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private closing = false;
   private state: ConsumerStatus['state'] = 'starting';
   private subscribed: string[] = [];
-  private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Map<string, unknown[]>();
-  /** Failed set-asides in a row, per partition: one partition's trouble does not lengthen another's backoff. */
-  private readonly publishFailures = new Map<string, number>();
-  /** The head message of each paused retry partition and when it is due, by this process's clock. */
-  private readonly retryHeads = new Map<string, { offset: string; until: number }>();
-  private pruneTimer?: NodeJS.Timeout;
+  private readonly scheduler: PartitionScheduler;
+  private pruner?: NodeJS.Timeout;
   /** The restart after a crash in progress, if any: one at a time, and close() waits for it. */
   private restarting?: Promise<void>;
   private restartWait?: { timer: NodeJS.Timeout; resolve: () => void };
@@ -112,6 +105,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
 
   constructor(private readonly options: KafkaEventServerOptions) {
     super();
+    this.scheduler = new PartitionScheduler(() => this.consumer, options.retry);
   }
 
   get retryTopic(): string {
@@ -181,11 +175,12 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     }
     const topics = [...sources, this.retryTopic];
     await ensureTopics(kafka, [...topics, this.deadLetterTopic], this.options.topics);
-    await this.checkInboxRetention(kafka, [...topics, this.deadLetterTopic]);
+    const retentionHours = this.inbox.prune ? (this.options.inboxRetentionHours ?? 0) : 0;
+    await checkInboxRetention(kafka, [...topics, this.deadLetterTopic], retentionHours);
     await this.runConsumer(kafka, topics);
     this.subscribed = topics;
     this.state = 'consuming';
-    this.startPruning();
+    this.pruner = startInboxPruning(this.inbox, consumerGroup, retentionHours, this.log);
     this.log.log(
       `consuming ${topics.join(', ')} as group ${consumerGroup}; dead letters go to ${this.deadLetterTopic}`,
     );
@@ -253,131 +248,49 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     }
   }
 
-  /**
-   * The inbox is what makes a replay harmless, so it must remember an event as long as Kafka may still hold it:
-   * longer than the retention of every topic the group reads (plus one segment roll, since Kafka deletes whole
-   * segments). A shorter setting fails the boot instead of resending emails on a replay months later.
-   */
-  private async checkInboxRetention(kafka: Kafka, topics: string[]): Promise<void> {
-    const hours = this.options.inboxRetentionHours ?? 0;
-    if (hours <= 0 || !this.inbox.prune) return;
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const { resources } = await admin.describeConfigs({
-        includeSynonyms: false,
-        resources: topics.map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['retention.ms', 'segment.ms'] })),
-      });
-      for (const resource of resources) {
-        const value = (name: string) => Number(resource.configEntries.find((e) => e.configName === name)?.configValue);
-        const retention = value('retention.ms');
-        const kept = retention < 0 ? Infinity : retention + (value('segment.ms') || 0);
-        if (hours * 3_600_000 <= kept) {
-          const days = kept === Infinity ? 'forever' : `up to ${(kept / 86_400_000).toFixed(1)} days`;
-          throw new Error(
-            `INBOX_RETENTION_HOURS=${hours} is shorter than topic ${resource.resourceName} keeps messages (${days}: retention.ms + segment.ms); ` +
-              `a replay would resend. Raise it above that, or set 0 to keep inbox records forever`,
-          );
-        }
-      }
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  private startPruning(): void {
-    const hours = this.options.inboxRetentionHours ?? 0;
-    const inbox = this.inbox;
-    if (hours <= 0 || !inbox.prune) return;
-    const prune = () => {
-      inbox.prune?.(this.options.consumerGroup, hours).then(
-        (deleted) => {
-          if (deleted > 0) this.log.log(`pruned ${deleted} inbox records older than ${hours} h`);
-        },
-        (error: unknown) => this.log.warn(`inbox pruning failed: ${errorMessageOf(error)}`),
-      );
-    };
-    prune();
-    this.pruneTimer = setInterval(prune, 3_600_000);
-    this.pruneTimer.unref();
-  }
-
+  /** Works through one partition's batch in order; stops at a message that must wait, commits what was handled. */
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
+    const { topic, partition } = batch;
     const heartbeat = () => payload.heartbeat();
     const assigned = () => payload.isRunning() && !payload.isStale();
-    const commitEvery = this.options.commitEveryMessages ?? 100;
-    const commitIntervalMs = this.options.commitIntervalMs ?? 1000;
-    let uncommitted: string | undefined;
-    let count = 0;
-    let lastCommitAt = Date.now();
-
+    const cadence = new CommitCadence(this.options.commitEveryMessages ?? 100, this.options.commitIntervalMs ?? 1000);
     const commit = async () => {
-      if (uncommitted === undefined) return;
-      const offset = (BigInt(uncommitted) + 1n).toString();
-      await payload.commitOffsetsIfNecessary({
-        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }],
-      });
-      uncommitted = undefined;
-      count = 0;
-      lastCommitAt = Date.now();
+      const offset = cadence.next();
+      if (offset === undefined) return;
+      await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset }] }] });
+      cadence.committed();
     };
 
     try {
       for (const message of batch.messages) {
         if (!assigned() || this.closing) break;
         let outcome: Outcome;
-        const where = `${batch.topic}:${batch.partition}`;
         try {
-          outcome = await this.handleMessage(batch.topic, batch.partition, message, heartbeat);
-          this.publishFailures.delete(where);
+          outcome = await this.handleMessage(topic, partition, message, heartbeat);
+          this.scheduler.settled(topic, partition);
         } catch (error) {
           // The retry or dead-letter publish failed (or the broker went away): keep the offset, try again shortly.
-          const failures = (this.publishFailures.get(where) ?? 0) + 1;
-          this.publishFailures.set(where, failures);
-          const delay = backoffDelay(this.options.retry, failures);
+          const delay = this.scheduler.setAsideFailed(topic, partition);
           this.log.warn(
-            `${batch.topic}[${batch.partition}]@${message.offset} could not be set aside (${errorClassOf(error)}: ${errorMessageOf(error)}); fetching it again in ${delay} ms`,
+            `${topic}[${partition}]@${message.offset} could not be set aside (${errorClassOf(error)}: ${errorMessageOf(error)}); fetching it again in ${delay} ms`,
           );
           outcome = { kind: 'wait', until: Date.now() + delay };
         }
         if (outcome.kind === 'wait') {
-          this.pauseUntil(batch.topic, batch.partition, outcome.until);
+          this.scheduler.pauseUntil(topic, partition, outcome.until);
           break;
         }
         payload.resolveOffset(message.offset);
-        uncommitted = message.offset;
-        count += 1;
-        if (count >= commitEvery || Date.now() - lastCommitAt >= commitIntervalMs) await commit();
+        if (cadence.handled(message.offset)) await commit();
         await heartbeat();
       }
     } finally {
       await commit().catch((error: unknown) => {
         // Lost the partition in a rebalance: the new owner re-reads from the last commit, the inbox dedupes.
-        this.log.warn(`commit on ${batch.topic}[${batch.partition}] failed: ${errorMessageOf(error)}`);
+        this.log.warn(`commit on ${topic}[${partition}] failed: ${errorMessageOf(error)}`);
       });
     }
-  }
-
-  /**
-   * Stops fetching one partition until `until`; unresolved messages are fetched again after the resume. This is how
-   * the retry topic waits for its head message to be due without a busy loop or a sleeping handler.
-   */
-  private pauseUntil(topic: string, partition: number, until: number): void {
-    const consumer = this.consumer;
-    if (!consumer || this.closing) return;
-    const key = `${topic}:${partition}`;
-    clearTimeout(this.resumeTimers.get(key));
-    consumer.pause([{ topic, partitions: [partition] }]);
-    const timer = setTimeout(
-      () => {
-        this.resumeTimers.delete(key);
-        if (!this.closing) consumer.resume([{ topic, partitions: [partition] }]);
-      },
-      // Node fires a timer of more than 2^31-1 ms after 1 ms: never hand it one.
-      Math.max(1, timerDelay(until - Date.now())),
-    );
-    this.resumeTimers.set(key, timer);
   }
 
   private async handleMessage(
@@ -395,9 +308,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         await this.deadLetter(message, { origin, attempts: 1, firstFailedAt: Date.now() }, error, 'invalid-message');
         return DONE;
       }
-      const until = this.retryDueAt(topic, partition, message.offset, prior.retryAt);
+      const until = this.scheduler.retryDueAt(topic, partition, message.offset, prior.retryAt);
       if (until > Date.now()) return { kind: 'wait', until };
-      this.retryHeads.delete(`${topic}:${partition}`);
+      this.scheduler.retryTaken(topic, partition);
     }
     const origin: MessageOrigin = prior?.origin ?? {
       topic,
@@ -463,24 +376,14 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       }
       return DONE;
     } catch (error) {
-      const failure = { origin, attempts: attempt, firstFailedAt };
       const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
-      if (classifyError(error) === 'permanent') {
-        await this.deadLetter(message, failure, error, 'permanent-error');
+      const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
+      const failure = { origin, attempts: decision.attempts, firstFailedAt };
+      if (decision.kind === 'dead-letter') {
+        await this.deadLetter(message, failure, error, decision.reason);
         return DONE;
       }
-      // Another transaction holds the event's inbox key: not this event's failure, so no attempt is used up.
-      const busy = error instanceof InboxBusyError;
-      if (busy) failure.attempts = attempt - 1;
-      if (!busy && attempt >= this.options.retry.maxAttempts) {
-        await this.deadLetter(message, failure, error, 'attempts-exhausted');
-        return DONE;
-      }
-      const retryAt = Date.now() + backoffDelay(this.options.retry, Math.max(1, failure.attempts));
-      if (retryAt - firstFailedAt > this.options.retry.deadlineMs) {
-        await this.deadLetter(message, failure, error, 'deadline-exceeded');
-        return DONE;
-      }
+      const retryAt = decision.at;
       await this.republish(message, this.retryTopic, {
         ...failureHeaders({ ...failure, consumerGroup: this.options.consumerGroup, error }),
         [FailureHeaders.RetryAt]: String(retryAt),
@@ -493,21 +396,6 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     } finally {
       clearInterval(beat);
     }
-  }
-
-  /**
-   * When a retry is due, by this process's clock. `x-retry-at` comes from another host's clock and from the wire:
-   * the wait is clamped to the policy's longest backoff, counted from when this process first saw the message at
-   * the head of its partition. A writer clock hours ahead, or a value past any timer's range, costs at most that.
-   */
-  private retryDueAt(topic: string, partition: number, offset: string, retryAt: number): number {
-    const key = `${topic}:${partition}`;
-    const head = this.retryHeads.get(key);
-    if (head?.offset === offset) return head.until;
-    const now = Date.now();
-    const until = now + clampRetryWait(retryAt - now, this.options.retry.maxMs);
-    this.retryHeads.set(key, { offset, until });
-    return until;
   }
 
   private async deadLetter(
@@ -544,9 +432,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   async close(): Promise<void> {
     this.closing = true;
     this.state = 'stopping';
-    for (const timer of this.resumeTimers.values()) clearTimeout(timer);
-    this.resumeTimers.clear();
-    clearInterval(this.pruneTimer);
+    this.scheduler.close();
+    clearInterval(this.pruner);
     if (this.restartWait) {
       clearTimeout(this.restartWait.timer);
       this.restartWait.resolve();

@@ -1,6 +1,6 @@
 import { formatThrough, lastOffsets, parseThrough } from './dead-letters';
 import type { DeadLetter } from './dead-letters';
-import { clampRetryWait } from './kafka-event.server';
+import { clampRetryWait } from './partition-scheduler';
 
 describe('clampRetryWait', () => {
   it('waits as long as the header says when that is within the policy', () => {

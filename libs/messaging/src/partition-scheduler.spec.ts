@@ -1,0 +1,98 @@
+import { CommitCadence, PartitionControl, PartitionScheduler } from './partition-scheduler';
+
+class FakeConsumer implements PartitionControl {
+  readonly calls: string[] = [];
+  pause(topics: { topic: string; partitions: number[] }[]): void {
+    this.calls.push(`pause ${topics[0].topic}:${topics[0].partitions[0]}`);
+  }
+  resume(topics: { topic: string; partitions: number[] }[]): void {
+    this.calls.push(`resume ${topics[0].topic}:${topics[0].partitions[0]}`);
+  }
+}
+
+const policy = { initialMs: 1000, maxMs: 30_000, multiplier: 2 };
+
+describe('PartitionScheduler', () => {
+  let consumer: FakeConsumer;
+  let scheduler: PartitionScheduler;
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    consumer = new FakeConsumer();
+    scheduler = new PartitionScheduler(() => consumer, policy);
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('pauses a partition and resumes it when the time comes, not before', () => {
+    scheduler.pauseUntil('g.retry', 1, Date.now() + 5000);
+    expect(consumer.calls).toEqual(['pause g.retry:1']);
+    jest.advanceTimersByTime(4999);
+    expect(consumer.calls).toEqual(['pause g.retry:1']);
+    jest.advanceTimersByTime(1);
+    expect(consumer.calls).toEqual(['pause g.retry:1', 'resume g.retry:1']);
+  });
+
+  it('a second pause of the same partition replaces the first timer', () => {
+    scheduler.pauseUntil('g.retry', 1, Date.now() + 5000);
+    scheduler.pauseUntil('g.retry', 1, Date.now() + 1000);
+    jest.advanceTimersByTime(10_000);
+    expect(consumer.calls.filter((c) => c.startsWith('resume'))).toHaveLength(1);
+  });
+
+  it('a due time past what a timer holds does not resume after 1 ms (Node would): it waits the longest timer', () => {
+    scheduler.pauseUntil('g.retry', 0, 1e15);
+    jest.advanceTimersByTime(60_000);
+    expect(consumer.calls).toEqual(['pause g.retry:0']);
+  });
+
+  it('after close no partition is resumed and no new pause happens', () => {
+    scheduler.pauseUntil('g.retry', 0, Date.now() + 1000);
+    scheduler.close();
+    scheduler.pauseUntil('g.retry', 2, Date.now() + 1000);
+    jest.advanceTimersByTime(5000);
+    expect(consumer.calls).toEqual(['pause g.retry:0']);
+  });
+
+  it('times a retry by its header, clamped to the longest backoff, and keeps that time for the same head', () => {
+    const now = Date.now();
+    expect(scheduler.retryDueAt('g.retry', 0, '7', now + 2000)).toBe(now + 2000);
+    // A writer clock an hour ahead: at most maxMs, counted from first sight, and fetching it again does not move it.
+    expect(scheduler.retryDueAt('g.retry', 1, '3', now + 3_600_000)).toBe(now + 30_000);
+    jest.advanceTimersByTime(20_000);
+    expect(scheduler.retryDueAt('g.retry', 1, '3', now + 3_600_000)).toBe(now + 30_000);
+    scheduler.retryTaken('g.retry', 1);
+    expect(scheduler.retryDueAt('g.retry', 1, '4', now + 3_600_000)).toBe(now + 50_000);
+  });
+
+  it('backs off per partition after failed set-asides, and starts over once one succeeds', () => {
+    const random = jest.spyOn(Math, 'random').mockReturnValue(1);
+    expect(scheduler.setAsideFailed('emails', 0)).toBe(1000);
+    expect(scheduler.setAsideFailed('emails', 0)).toBe(2000);
+    expect(scheduler.setAsideFailed('emails', 1)).toBe(1000);
+    scheduler.settled('emails', 0);
+    expect(scheduler.setAsideFailed('emails', 0)).toBe(1000);
+    random.mockRestore();
+  });
+});
+
+describe('CommitCadence', () => {
+  it('is due every n messages or after the interval, and commits the offset after the last handled', () => {
+    let now = 0;
+    const cadence = new CommitCadence(3, 1000, () => now);
+    expect(cadence.next()).toBeUndefined();
+    expect(cadence.handled('10')).toBe(false);
+    expect(cadence.handled('11')).toBe(false);
+    expect(cadence.handled('12')).toBe(true);
+    expect(cadence.next()).toBe('13');
+    cadence.committed();
+    expect(cadence.next()).toBeUndefined();
+    expect(cadence.handled('13')).toBe(false);
+    now = 1000;
+    expect(cadence.handled('14')).toBe(true);
+  });
+
+  it('handles offsets past 2^53', () => {
+    const cadence = new CommitCadence(1, 1000, () => 0);
+    cadence.handled('9007199254740993');
+    expect(cadence.next()).toBe('9007199254740994');
+  });
+});
