@@ -18,6 +18,8 @@ export function smtpTransport(config: EmailServiceConfig) {
   const pass = config.SMTP_PASSWORD ?? (url.password ? decodeURIComponent(url.password) : undefined);
   const secure = url.protocol === 'smtps:';
   return {
+    // Reuse SMTP connections: a new one per message cost about 100 ms of the 201 → accepted time (npm run bench).
+    pool: true,
     host: url.hostname,
     port: Number(url.port || (secure ? 465 : 587)),
     secure,

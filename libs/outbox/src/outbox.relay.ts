@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Client } from 'pg';
+import { Client, QueryResult, QueryResultRow } from 'pg';
 import { DataSource } from 'typeorm';
 import { deleteInChunks } from '@app/database';
 import { errorMessageOf, EventProducer, OutgoingRecord, safeErrorMessage } from '@app/messaging';
@@ -81,6 +81,8 @@ export class OutboxRelay {
   private readonly sleeper = new Sleeper();
   private client?: Client;
   private heartbeat?: NodeJS.Timeout;
+  /** Queries on the lock session run one after another (pg deprecates overlapping queries on one client). */
+  private sessionTail: Promise<unknown> = Promise.resolve();
   private running = false;
   private leader = false;
   private loop?: Promise<void>;
@@ -201,6 +203,8 @@ export class OutboxRelay {
     client.on('error', (error) => this.sessionLost(client, error.message));
     client.on('end', () => this.sessionLost(client, 'connection ended'));
     client.on('notification', () => this.sleeper.wake());
+    // A new session does not wait behind a query that hangs on the old one.
+    this.sessionTail = Promise.resolve();
     try {
       await client.connect();
       await client.query(`LISTEN "${outboxChannel(this.options.schema)}"`);
@@ -210,9 +214,19 @@ export class OutboxRelay {
     }
     this.client = client;
     this.heartbeat = setInterval(() => {
-      client.query('SELECT 1').catch((error: unknown) => this.sessionLost(client, errorMessageOf(error)));
+      this.onSession(client, 'SELECT 1').catch((error: unknown) => this.sessionLost(client, errorMessageOf(error)));
     }, timeout / 3);
     return client;
+  }
+
+  private onSession<R extends QueryResultRow = QueryResultRow>(
+    client: Client,
+    sql: string,
+    params?: unknown[],
+  ): Promise<QueryResult<R>> {
+    const run = this.sessionTail.then(() => client.query<R>(sql, params));
+    this.sessionTail = run.catch(() => undefined);
+    return run;
   }
 
   private sessionLost(client: Client, reason: string): void {
@@ -233,9 +247,11 @@ export class OutboxRelay {
 
   private async acquireLeadership(): Promise<void> {
     const client = this.client ?? (await this.openSession());
-    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
-      `outbox-relay:${this.options.schema}`,
-    ]);
+    const result = await this.onSession<{ locked: boolean }>(
+      client,
+      'SELECT pg_try_advisory_lock(hashtext($1)) AS locked',
+      [`outbox-relay:${this.options.schema}`],
+    );
     this.leader = result.rows[0]?.locked === true && client === this.client;
     if (this.leader) this.log.log(`relay active for schema ${this.options.schema}`);
   }
@@ -245,7 +261,7 @@ export class OutboxRelay {
     const client = this.client;
     if (!this.leader || !client) throw new LeadershipLostError('not the leader');
     try {
-      await client.query('SELECT 1');
+      await this.onSession(client, 'SELECT 1');
     } catch (error) {
       this.sessionLost(client, errorMessageOf(error));
     }

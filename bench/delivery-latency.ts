@@ -1,0 +1,155 @@
+/**
+ * 201 → SMTP accepted: how long after `POST /users` answered the SMTP server accepted the welcome email, on an idle
+ * system (one registration at a time, the SMTP server answering at once). Each sample is split into stages from the
+ * database's own timestamps: the relay (commit → marked published after the broker's ack), the consumer (→ inbox
+ * transaction began) and the send (→ SMTP server accepted). Run with `npm run bench`.
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { AddressInfo } from 'node:net';
+import { Client } from 'pg';
+import { SMTPServer } from 'smtp-server';
+import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
+import { startEmailService } from '../apps/email-service/src/bootstrap';
+import { startUsersApi } from '../apps/users-api/src/bootstrap';
+
+const N = Number(process.env.BENCH_DELIVERIES ?? 100);
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kafka_nest_bench';
+const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:49092';
+
+const env = (overrides: Record<string, string>) => ({
+  DATABASE_URL,
+  KAFKA_BROKERS,
+  LOG_LEVEL: 'error',
+  PORT: '0',
+  RATE_LIMIT_PER_MINUTE: '1000000',
+  ...overrides,
+});
+
+function percentile(samples: number[], q: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** An SMTP server that accepts at once and tells when each recipient's message was accepted (epoch ms). */
+async function acceptingSmtp(): Promise<{ url: string; accepted: Map<string, number>; close: () => Promise<void> }> {
+  const accepted = new Map<string, number>();
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    disableReverseLookup: process.env.BENCH_REVERSE_LOOKUP !== 'on',
+    onData: (stream, session, callback) => {
+      stream.resume();
+      stream.on('end', () => {
+        for (const rcpt of session.envelope.rcptTo) accepted.set(rcpt.address, Date.now());
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.server.address() as AddressInfo;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    accepted,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+async function main(): Promise<void> {
+  const smtp = await acceptingSmtp();
+  const api = await startUsersApi(loadConfig('users-api', usersApiConfigSchema, env({})));
+  const group = `bench-delivery-${randomUUID().slice(0, 8)}`;
+  const email = await startEmailService(
+    loadConfig('email-service', emailServiceConfigSchema, env({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: group })),
+  );
+  const db = new Client({ connectionString: DATABASE_URL });
+  await db.connect();
+  const url = (await api.getUrl()).replace('[::1]', '127.0.0.1');
+  const samples: { total: number; relay: number; consume: number; send: number }[] = [];
+  try {
+    for (let i = -5; i < N; i++) {
+      const name = `delivery-${randomUUID().slice(0, 12)}`;
+      const address = `${name}@example.com`;
+      const response = await fetch(`${url}/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: address, username: name, password: 'correct horse battery staple' }),
+      });
+      const answeredAt = Date.now();
+      if (response.status !== 201) throw new Error(`POST /users answered ${response.status}`);
+      const { id } = (await response.json()) as { id: string };
+      await until(`the email to ${address}`, () => smtp.accepted.has(address));
+      if (i < 0) continue; // warm-up
+      // The inbox row commits just after the SMTP server accepted: wait for it.
+      let rows: { committed: Date; published: Date; handled: Date }[] = [];
+      for (let tries = 0; rows.length === 0; tries++) {
+        if (tries > 200) throw new Error(`no inbox row for user ${id}`);
+        if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        ({ rows } = await db.query<{ committed: Date; published: Date; handled: Date }>(
+          `SELECT o.created_at AS committed, o.published_at AS published, i.processed_at AS handled
+             FROM users_api.outbox o JOIN email_service.inbox i ON i.event_id = o.event_id AND i.consumer_group = $2
+            WHERE o.message_key = $1 AND o.event_type = 'email.requested.v1'`,
+          [id, group],
+        ));
+      }
+      const acceptedAt = smtp.accepted.get(address) as number;
+      const { committed, published, handled } = rows[0];
+      samples.push({
+        total: acceptedAt - answeredAt,
+        relay: published.getTime() - committed.getTime(),
+        consume: handled.getTime() - published.getTime(),
+        send: acceptedAt - handled.getTime(),
+      });
+    }
+  } finally {
+    await db.end();
+    await email.app.close();
+    await api.close();
+    await smtp.close();
+  }
+  const row = (label: string, values: number[]) =>
+    `${label.padEnd(44)} ${percentile(values, 0.5).toFixed(0).padStart(6)} ${percentile(values, 0.99).toFixed(0).padStart(6)}`;
+  process.stdout.write(`\n201 → SMTP accepted, ${N} registrations one at a time, SMTP answering at once\n`);
+  process.stdout.write(`${'stage'.padEnd(44)} ${'p50 ms'.padStart(6)} ${'p99 ms'.padStart(6)}\n`);
+  process.stdout.write(
+    `${row(
+      '201 answered → SMTP server accepted',
+      samples.map((s) => s.total),
+    )}\n`,
+  );
+  process.stdout.write(
+    `${row(
+      '  outbox commit → published (relay, ack)',
+      samples.map((s) => s.relay),
+    )}\n`,
+  );
+  process.stdout.write(
+    `${row(
+      '  published → inbox transaction (consumer)',
+      samples.map((s) => s.consume),
+    )}\n`,
+  );
+  process.stdout.write(
+    `${row(
+      '  inbox transaction → accepted (render, SMTP)',
+      samples.map((s) => s.send),
+    )}\n`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);
