@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { ConsumerConfig, InboxConfig, KafkaConfig, LogLevelName, logLevels } from '@app/config';
 import { NoInbox, TypeOrmInbox } from './inbox';
-import { KafkaEventServer } from './kafka-event.server';
+import { GroupKind, KafkaEventServer } from './kafka-event.server';
 import { KAFKA } from './messaging.module';
 import { EventProducer } from './producer';
 import { retryPolicyOf } from './retry-policy';
@@ -13,6 +13,8 @@ export interface EventConsumerOptions {
   consumerGroup: string;
   /** 'database': dedupe in the app's inbox table (needs DatabaseModule); 'none': naturally idempotent handlers. */
   inbox: 'database' | 'none';
+  /** `durable` (default) or `per-instance`: see GroupKind. */
+  groupKind?: GroupKind;
 }
 
 export interface EventConsumerApp {
@@ -32,6 +34,7 @@ export async function startEventConsumer(
 ): Promise<EventConsumerApp> {
   const server = new KafkaEventServer({
     consumerGroup: options.consumerGroup,
+    groupKind: options.groupKind,
     topics: { partitions: config.KAFKA_TOPIC_PARTITIONS, replicationFactor: config.KAFKA_REPLICATION_FACTOR },
     concurrency: config.CONSUMER_CONCURRENCY,
     retry: retryPolicyOf(config),

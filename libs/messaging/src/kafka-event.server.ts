@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
@@ -25,8 +27,17 @@ import type { EventProducer } from './producer';
 import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
 
+/**
+ * `durable`: a named group shared by the replicas, from the earliest offset on its first start, with retry and
+ * dead-letter topics — work that must happen once. `per-instance`: a group of this process alone (the name plus a
+ * unique suffix), from the latest offset, no retry or dead-letter topics, the group deleted on a clean shutdown —
+ * every replica sees every event (live fan-out); a failure is logged and counted, never retried, never blocking.
+ */
+export type GroupKind = 'durable' | 'per-instance';
+
 export interface KafkaEventServerOptions {
   consumerGroup: string;
+  groupKind?: GroupKind;
   topics: TopicSettings;
   /** Partitions handled in parallel by this replica (order within a partition is always kept). */
   concurrency?: number;
@@ -51,10 +62,15 @@ export interface ConsumerStats {
   groupJoins: number;
   /** Times the kafkajs consumer crashed; each one is restarted (by kafkajs or, when it gives up, by this server). */
   crashes: number;
+  /** Per-instance groups: messages whose handler failed or that were invalid, logged and passed over. */
+  failed: number;
 }
 
 export interface ConsumerStatus {
   consumerGroup: string;
+  groupKind: GroupKind;
+  /** The group id on the broker: the consumer group, or for a per-instance group that name plus this process's suffix. */
+  groupId: string;
   state: 'starting' | 'idle' | 'consuming' | 'restarting' | 'stopping' | 'stopped';
   topics: string[];
   stats: ConsumerStats;
@@ -98,7 +114,10 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     skipped: 0,
     groupJoins: 0,
     crashes: 0,
+    failed: 0,
   };
+  /** The group id on the broker. */
+  readonly groupId: string;
   private kafka?: Kafka;
   private producer?: EventProducer;
   private inbox: InboxStore = new NoInbox();
@@ -106,6 +125,13 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   constructor(private readonly options: KafkaEventServerOptions) {
     super();
     this.scheduler = new PartitionScheduler(() => this.consumer, options.retry);
+    this.groupId = this.perInstance
+      ? `${options.consumerGroup}.${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
+      : options.consumerGroup;
+  }
+
+  private get perInstance(): boolean {
+    return this.options.groupKind === 'per-instance';
   }
 
   get retryTopic(): string {
@@ -134,6 +160,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   consumerStatus(): ConsumerStatus {
     return {
       consumerGroup: this.options.consumerGroup,
+      groupKind: this.options.groupKind ?? 'durable',
+      groupId: this.groupId,
       state: this.state,
       topics: this.subscribed,
       stats: { ...this.stats },
@@ -173,6 +201,15 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       this.log.log('connected to Kafka; no event handlers registered, idle');
       return;
     }
+    if (this.perInstance) {
+      // Live fan-out: no retry or dead-letter topics, nothing created on the broker but the group itself.
+      await ensureTopics(kafka, sources, this.options.topics);
+      await this.runConsumer(kafka, sources);
+      this.subscribed = sources;
+      this.state = 'consuming';
+      this.log.log(`consuming ${sources.join(', ')} as per-instance group ${this.groupId}, from the latest offset`);
+      return;
+    }
     const topics = [...sources, this.retryTopic];
     await ensureTopics(kafka, [...topics, this.deadLetterTopic], this.options.topics);
     const retentionHours = this.inbox.prune ? (this.options.inboxRetentionHours ?? 0) : 0;
@@ -187,9 +224,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   }
 
   private async runConsumer(kafka: Kafka, topics: string[]): Promise<void> {
-    const { consumerGroup } = this.options;
     const consumer = kafka.consumer({
-      groupId: consumerGroup,
+      groupId: this.groupId,
       sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 3_000,
       maxBytesPerPartition: this.options.maxBytesPerPartition ?? 1_048_576,
@@ -211,8 +247,10 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       });
     });
     await consumer.connect();
-    // fromBeginning: a new group (or a committed offset that fell out of range) starts at the earliest offset.
-    await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning: true }));
+    // Durable: a new group (or a committed offset that fell out of range) starts at the earliest offset.
+    // Per-instance: a new group every start, from the latest: it serves what happens while it runs.
+    const fromBeginning = !this.perInstance;
+    await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning }));
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -327,6 +365,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       event = parseEvent(message.value);
     } catch (error) {
       if (!(error instanceof InvalidEventError)) throw error;
+      if (this.perInstance) return this.passOver(where, error);
       await this.deadLetter(message, { origin, attempts: attempt, firstFailedAt }, error, 'invalid-message');
       return DONE;
     }
@@ -376,6 +415,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       }
       return DONE;
     } catch (error) {
+      if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, error);
       const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
       const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
       const failure = { origin, attempts: decision.attempts, firstFailedAt };
@@ -396,6 +436,15 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     } finally {
       clearInterval(beat);
     }
+  }
+
+  /** Per-instance groups have no retry or dead-letter topics: a failure is logged and counted, and the partition goes on. */
+  private passOver(where: string, error: unknown): Outcome {
+    this.stats.failed += 1;
+    this.log.warn(
+      `${where} failed in per-instance group ${this.groupId}, passed over: ${errorClassOf(error)}: ${errorMessageOf(error)}`,
+    );
+    return DONE;
   }
 
   private async deadLetter(
@@ -447,8 +496,22 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (this.consumer) {
       await this.consumer.disconnect();
       this.consumer = undefined;
+      if (this.perInstance && this.kafka) await this.deleteOwnGroup(this.kafka);
     }
     this.state = 'stopped';
+  }
+
+  /** A per-instance group is never used again: leave nothing behind on the broker. */
+  private async deleteOwnGroup(kafka: Kafka): Promise<void> {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      await admin.deleteGroups([this.groupId]);
+    } catch (error) {
+      this.log.warn(`could not delete per-instance group ${this.groupId}: ${errorMessageOf(error)}`);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- signature fixed by Nest's Server

@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { Controller, DynamicModule, Module } from '@nestjs/common';
+import { ALL_TOPICS, EventOf } from '@app/contracts';
+import { AppConfigModule, idleAppConfigSchema, loadConfig } from '@app/config';
+import {
+  deadLetterTopicOf,
+  ensureTopics,
+  EventConsumerApp,
+  HandleEvent,
+  MessagingModule,
+  retryTopicOf,
+  startEventConsumer,
+} from '@app/messaging';
+import { testKafka } from './support/broker';
+import { appEnv } from './support/env';
+import { EmailEvents } from './support/kafka';
+import { waitFor } from './support/wait';
+
+/** What one consumer instance saw; `failOn` makes its handler throw for one address. */
+class Seen {
+  readonly addresses: string[] = [];
+  failOn?: string;
+}
+
+function listenerModule(seen: Seen): DynamicModule {
+  @Controller()
+  class Listener {
+    @HandleEvent('email.requested.v1')
+    onEmailRequested(event: EventOf<'email.requested.v1'>): void {
+      if (event.data.to === seen.failOn) throw new Error(`handler refused ${event.data.to}`);
+      seen.addresses.push(event.data.to);
+    }
+  }
+  const config = loadConfig('listener', idleAppConfigSchema, appEnv());
+  @Module({})
+  class ListenerModule {}
+  return {
+    module: ListenerModule,
+    imports: [AppConfigModule.forRoot(config), MessagingModule.forRoot({ clientId: 'listener' })],
+    controllers: [Listener],
+  };
+}
+
+async function perInstance(name: string, seen: Seen): Promise<EventConsumerApp> {
+  const config = loadConfig('listener', idleAppConfigSchema, appEnv());
+  return startEventConsumer(listenerModule(seen), config, {
+    consumerGroup: name,
+    inbox: 'none',
+    groupKind: 'per-instance',
+  });
+}
+
+describe('consumer runtime: per-instance groups', () => {
+  const events = new EmailEvents();
+  const apps: EventConsumerApp[] = [];
+
+  beforeAll(async () => {
+    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.app.close().catch(() => undefined);
+    await events.close();
+  });
+
+  it('every instance sees every event from the moment it started; failures pass; nothing is left on the broker', async () => {
+    const name = `fanout-${randomUUID().slice(0, 8)}`;
+    const before = await events.publish(3, `${name}-before`);
+    const [seenA, seenB] = [new Seen(), new Seen()];
+    const a = await perInstance(name, seenA);
+    const b = await perInstance(name, seenB);
+    apps.push(a, b);
+    expect(a.server.groupId).not.toBe(b.server.groupId);
+    expect(a.server.groupId.startsWith(`${name}.`)).toBe(true);
+    // Joined and assigned every partition before anything is published: "from the latest" means from now.
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      await waitFor('both instances to hold every partition', async () => {
+        const { groups } = await admin.describeGroups([a.server.groupId, b.server.groupId]);
+        return groups.every((group) => group.state === 'Stable' && group.members.length === 1);
+      });
+      await waitFor(
+        'both instances to be fetching',
+        () => a.server.stats.groupJoins > 0 && b.server.stats.groupJoins > 0,
+      );
+
+      const addressOf = (value: string) => (JSON.parse(value) as { data: { to: string } }).data.to;
+      // The address events.publish will give its sixth event: instance B's handler refuses it.
+      seenB.failOn = `${name}-live-5@example.com`;
+      const records = await events.publish(20, `${name}-live`);
+      const live = records.map((r) => addressOf(r.value));
+      expect(live).toContain(seenB.failOn);
+      await waitFor('every live event at instance A', () => live.every((to) => seenA.addresses.includes(to)));
+      await waitFor('every live event but the refused one at instance B', () =>
+        live.filter((to) => to !== seenB.failOn).every((to) => seenB.addresses.includes(to)),
+      );
+      // Started at the latest offset: the events published before are not replayed to a new instance.
+      const earlier = before.map((r) => addressOf(r.value));
+      expect(seenA.addresses.filter((to) => earlier.includes(to))).toEqual([]);
+      // A failure is counted and passed over: no retry, no dead letter, the partition moved on.
+      expect(b.server.stats.failed).toBe(1);
+      expect(seenA.addresses).toHaveLength(20);
+      const topics = await admin.listTopics();
+      expect(topics.filter((t) => t.startsWith(`${name}`))).toEqual([]);
+      expect(topics).not.toContain(retryTopicOf(name));
+      expect(topics).not.toContain(deadLetterTopicOf(name));
+
+      const groupIds = [a.server.groupId, b.server.groupId];
+      for (const app of [a, b]) await app.app.close();
+      apps.length = 0;
+      const { groups } = await admin.listGroups();
+      expect(groups.map((g) => g.groupId).filter((id) => groupIds.includes(id))).toEqual([]);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
