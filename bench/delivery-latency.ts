@@ -12,19 +12,11 @@ import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { startEmailService } from '../apps/email-service/src/bootstrap';
 import { startUsersApi } from '../apps/users-api/src/bootstrap';
+import { benchEnv, DATABASE_URL } from './env';
 
 const N = Number(process.env.BENCH_DELIVERIES ?? 100);
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kafka_nest_bench';
-const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:49092';
 
-const env = (overrides: Record<string, string>) => ({
-  DATABASE_URL,
-  KAFKA_BROKERS,
-  LOG_LEVEL: 'error',
-  PORT: '0',
-  RATE_LIMIT_PER_MINUTE: '1000000',
-  ...overrides,
-});
+const env = benchEnv;
 
 function percentile(samples: number[], q: number): number {
   const sorted = [...samples].sort((a, b) => a - b);

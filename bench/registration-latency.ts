@@ -13,12 +13,11 @@ import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { startEmailService } from '../apps/email-service/src/bootstrap';
 import { startUsersApi } from '../apps/users-api/src/bootstrap';
+import { benchEnv, DATABASE_URL } from './env';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 40);
 const SYNC_N = Number(process.env.BENCH_SYNC_REQUESTS ?? 5);
 const SMTP_DELAY_MS = 2000;
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kafka_nest_bench';
-const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:49092';
 
 async function smtpServer(delayMs: number): Promise<{ url: string; close: () => Promise<void> }> {
   const server = new SMTPServer({
@@ -35,14 +34,7 @@ async function smtpServer(delayMs: number): Promise<{ url: string; close: () => 
   return { url: `smtp://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-const env = (overrides: Record<string, string>) => ({
-  DATABASE_URL,
-  KAFKA_BROKERS,
-  LOG_LEVEL: 'error',
-  PORT: '0',
-  RATE_LIMIT_PER_MINUTE: '1000000',
-  ...overrides,
-});
+const env = benchEnv;
 
 function stats(samples: number[]): { p50: number; p95: number; max: number } {
   const sorted = [...samples].sort((a, b) => a - b);

@@ -2,6 +2,7 @@ import type { LoggerService } from '@nestjs/common';
 import type { Kafka } from 'kafkajs';
 import { errorMessageOf } from './errors';
 import type { InboxStore } from './inbox';
+import { withKafkaRetries } from './topics';
 
 /**
  * The inbox is what makes a replay harmless, so it must remember an event as long as Kafka may still hold it:
@@ -14,10 +15,13 @@ export async function checkInboxRetention(kafka: Kafka, topics: string[], hours:
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const { resources } = await admin.describeConfigs({
-      includeSynonyms: false,
-      resources: topics.map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['retention.ms', 'segment.ms'] })),
-    });
+    // Topics created a moment ago may not be served yet (UNKNOWN_TOPIC_OR_PARTITION): retried like other start-up calls.
+    const { resources } = await withKafkaRetries('topic retention check', () =>
+      admin.describeConfigs({
+        includeSynonyms: false,
+        resources: topics.map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['retention.ms', 'segment.ms'] })),
+      }),
+    );
     for (const resource of resources) {
       const value = (name: string) => Number(resource.configEntries.find((e) => e.configName === name)?.configValue);
       const retention = value('retention.ms');
