@@ -20,7 +20,11 @@ function logCreator() {
     const text = `${message}${Object.keys(extra).length > 2 ? ` ${JSON.stringify(extra)}` : ''}`;
     // Retries are bounded on purpose: callers re-send what was not acknowledged, and EventProducer starts a new
     // producer (new id, fresh sequence numbers) after any failed send, so a rewound sequence is never reused.
-    const expected = message.startsWith('Limiting retries for the idempotent producer');
+    // A broker's error answer to one request (a coordinator still loading on a fresh broker, a leader election) is
+    // retried by kafkajs; if it stays, the call fails and its caller logs that. Each answer alone is detail.
+    const expected =
+      message.startsWith('Limiting retries for the idempotent producer') ||
+      (namespace === 'Connection' && message.startsWith('Response '));
     const method = expected ? 'debug' : (levelName[level] ?? 'debug');
     if (method === 'log') logger.debug(text);
     else logger[method](text);
