@@ -2,7 +2,8 @@ import { DynamicModule, INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { ConsumerConfig, InboxConfig, KafkaConfig, LogLevelName, logLevels } from '@app/config';
-import { NoInbox, TypeOrmInbox } from './inbox';
+import { ClaimInbox } from './claim-inbox';
+import { InboxStore, NoInbox, TypeOrmInbox } from './inbox';
 import { GroupKind, KafkaEventServer } from './kafka-event.server';
 import { KAFKA } from './messaging.module';
 import { EventProducer } from './producer';
@@ -11,8 +12,14 @@ import type { Kafka } from 'kafkajs';
 
 export interface EventConsumerOptions {
   consumerGroup: string;
-  /** 'database': dedupe in the app's inbox table (needs DatabaseModule); 'none': naturally idempotent handlers. */
-  inbox: 'database' | 'none';
+  /**
+   * 'database': the inbox row and the handler's work commit in one transaction (needs DatabaseModule);
+   * 'claim': long work — a claim with a lease commits at once, the handler runs with no transaction open (needs
+   * DatabaseModule and a `claims` table, see createClaimTable); 'none': naturally idempotent handlers.
+   */
+  inbox: 'database' | 'claim' | 'none';
+  /** For 'claim': the schema of the claims table and the lease, renewed every third of it while a handler runs. */
+  claim?: { schema: string; leaseMs: number };
   /** `durable` (default) or `per-instance`: see GroupKind. */
   groupKind?: GroupKind;
 }
@@ -46,11 +53,20 @@ export async function startEventConsumer(
   server.attach({
     kafka: app.get<Kafka>(KAFKA),
     producer: app.get(EventProducer),
-    inbox:
-      options.inbox === 'database'
-        ? new TypeOrmInbox(app.get(DataSource), config.INBOX_LOCK_TIMEOUT_MS)
-        : new NoInbox(),
+    inbox: inboxOf(app, config, options),
   });
   await app.listen();
   return { app, server };
+}
+
+function inboxOf(app: INestMicroservice, config: Partial<InboxConfig>, options: EventConsumerOptions): InboxStore {
+  switch (options.inbox) {
+    case 'database':
+      return new TypeOrmInbox(app.get(DataSource), config.INBOX_LOCK_TIMEOUT_MS);
+    case 'claim':
+      if (!options.claim) throw new Error(`consumer group ${options.consumerGroup}: inbox 'claim' needs claim options`);
+      return new ClaimInbox(app.get(DataSource), options.claim);
+    case 'none':
+      return new NoInbox();
+  }
 }

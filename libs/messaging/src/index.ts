@@ -10,6 +10,7 @@ export * from './kafka-event.server';
 export * from './failure-decision';
 export * from './partition-scheduler';
 export * from './inbox-retention';
+export * from './claim-inbox';
 export * from './messaging.module';
 export * from './consumer-app';
 export * from './failure-headers';
