@@ -324,10 +324,23 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         await heartbeat();
       }
     } finally {
-      await commit().catch((error: unknown) => {
-        // Lost the partition in a rebalance: the new owner re-reads from the last commit, the inbox dedupes.
-        this.log.warn(`commit on ${topic}[${partition}] failed: ${errorMessageOf(error)}`);
-      });
+      // The last commit of a batch is retried for a few seconds: right after a broker restart the group
+      // coordinator may still be loading, and with no further message on the partition nothing would commit
+      // again — its lag would stay up although everything was handled.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await commit();
+          break;
+        } catch (error) {
+          if (attempt >= 5 || !assigned() || this.closing) {
+            // Lost the partition in a rebalance, or still failing: the next owner or batch re-reads from the last
+            // commit, and the inbox makes the redelivery harmless.
+            this.log.warn(`commit on ${topic}[${partition}] failed: ${errorMessageOf(error)}`);
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+        }
+      }
     }
   }
 
