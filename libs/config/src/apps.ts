@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkKafkaAuth, consumerEnv, databaseEnv, env, inboxEnv, kafkaEnv, logEnv } from './fields';
+import { checkKafkaAuth, consumerEnv, databaseEnv, env, inboxEnv, kafkaEnv, logEnv, postgresUrl } from './fields';
 
 const smtpUrl = z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' });
 
@@ -19,7 +19,7 @@ export const usersApiConfigSchema = z
     OUTBOX_LEADER_TIMEOUT_MS: env.int(1000, 600_000).default(10_000),
     OUTBOX_RETENTION_HOURS: env.int(0, 87_600).default(168),
     /** A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler. */
-    OUTBOX_LOCK_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+    OUTBOX_LOCK_DATABASE_URL: postgresUrl.optional(),
     SHUTDOWN_TIMEOUT_MS: consumerEnv.SHUTDOWN_TIMEOUT_MS,
   })
   .superRefine(checkKafkaAuth);

@@ -37,10 +37,11 @@ export const kafkaEnv = {
   KAFKA_REQUEST_TIMEOUT_MS: int(1000, 300_000).default(30_000),
 };
 
+/** A PostgreSQL connection URL. */
+export const postgresUrl = z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' });
+
 export const databaseEnv = {
-  DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' })
-    .default('postgres://postgres@127.0.0.1:5432/kafka_nest'),
+  DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/kafka_nest'),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   /**
    * PostgreSQL ends a session left idle inside a transaction this long, releasing its row locks: a process frozen

@@ -2,6 +2,7 @@ export * from './kafka.factory';
 export * from './topics';
 export * from './producer';
 export * from './errors';
+export * from './kafka-errors';
 export * from './backoff';
 export * from './inbox';
 export * from './consume-context';

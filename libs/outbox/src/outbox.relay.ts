@@ -2,9 +2,17 @@ import { Logger } from '@nestjs/common';
 import { Client, QueryResult, QueryResultRow } from 'pg';
 import { DataSource } from 'typeorm';
 import { deleteInChunks } from '@app/database';
-import { errorMessageOf, EventProducer, OutgoingRecord, safeErrorMessage } from '@app/messaging';
+import {
+  errorMessageOf,
+  EventProducer,
+  isBrokerUnreachable,
+  isRecordRejected,
+  isUnknownTopic,
+  OutgoingRecord,
+  safeErrorMessage,
+} from '@app/messaging';
 import { outboxChannel } from './outbox-message.entity';
-import { isBrokerUnreachable, isRowRejection, isUnknownTopic, LeadershipLostError } from './relay-errors';
+import { LeadershipLostError } from './leadership-lost.error';
 import { Sleeper } from './sleeper';
 
 export interface OutboxRelayOptions {
@@ -335,7 +343,7 @@ export class OutboxRelay {
         failed.push({ row, error });
         if (isBrokerUnreachable(error)) break;
         blockedKeys.add(keyOf(row));
-        if (isRowRejection(error)) {
+        if (isRecordRejected(error)) {
           failed.pop();
           await this.park(row, error, 1);
           continue;

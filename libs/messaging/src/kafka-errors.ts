@@ -1,4 +1,4 @@
-/** Kafka errors as the relay sees them: about one row, about reaching the broker, or neither. */
+/** What a failed kafkajs call says: the record itself was refused, the broker was not reached, or neither. */
 
 interface KafkaLikeError {
   name?: string;
@@ -32,7 +32,7 @@ const ROW_REJECTIONS = new Set([
   'TOPIC_AUTHORIZATION_FAILED',
 ]);
 
-export function isRowRejection(error: unknown): boolean {
+export function isRecordRejected(error: unknown): boolean {
   return chain(error).some((e) => e.type !== undefined && ROW_REJECTIONS.has(e.type));
 }
 
@@ -51,9 +51,4 @@ const UNREACHABLE = new Set([
 
 export function isBrokerUnreachable(error: unknown): boolean {
   return chain(error).some((e) => e.name !== undefined && UNREACHABLE.has(e.name));
-}
-
-/** The relay's lock session ended or no longer answers: it must not publish another batch. */
-export class LeadershipLostError extends Error {
-  override readonly name = 'LeadershipLostError';
 }

@@ -1,24 +1,24 @@
-import { isBrokerUnreachable, isRowRejection } from './relay-errors';
+import { isBrokerUnreachable, isRecordRejected } from './kafka-errors';
 
 /** Shapes as kafkajs 2.2.4 produces them: protocol errors carry `type`, wrappers carry `cause`. */
 const protocol = (type: string, retriable: boolean) =>
   Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, retriable });
 
-describe('relay error classification', () => {
+describe('kafkajs error classification', () => {
   it('a record the broker refuses for what it is concerns that row alone', () => {
-    expect(isRowRejection(protocol('MESSAGE_TOO_LARGE', false))).toBe(true);
-    expect(isRowRejection(protocol('TOPIC_AUTHORIZATION_FAILED', false))).toBe(true);
+    expect(isRecordRejected(protocol('MESSAGE_TOO_LARGE', false))).toBe(true);
+    expect(isRecordRejected(protocol('TOPIC_AUTHORIZATION_FAILED', false))).toBe(true);
     const wrapped = Object.assign(new Error('retries'), {
       name: 'KafkaJSNonRetriableError',
       cause: protocol('INVALID_RECORD', false),
     });
-    expect(isRowRejection(wrapped)).toBe(true);
+    expect(isRecordRejected(wrapped)).toBe(true);
   });
 
   it('cluster-wide refusals and outages are not blamed on a row', () => {
-    expect(isRowRejection(protocol('SASL_AUTHENTICATION_FAILED', false))).toBe(false);
-    expect(isRowRejection(protocol('NOT_LEADER_FOR_PARTITION', true))).toBe(false);
-    expect(isRowRejection(new Error('boom'))).toBe(false);
+    expect(isRecordRejected(protocol('SASL_AUTHENTICATION_FAILED', false))).toBe(false);
+    expect(isRecordRejected(protocol('NOT_LEADER_FOR_PARTITION', true))).toBe(false);
+    expect(isRecordRejected(new Error('boom'))).toBe(false);
   });
 
   it('connection trouble and lost answers mean the broker, not the rows', () => {
