@@ -10,8 +10,9 @@ import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
-import { startEmailService } from '../apps/email-service/src/bootstrap';
-import { startUsersApi } from '../apps/users-api/src/bootstrap';
+import { startApp } from '@app/runtime';
+import { emailServiceApp } from '../apps/email-service/src/app';
+import { usersApiApp } from '../apps/users-api/src/app';
 import { benchEnv, DATABASE_URL } from './env';
 
 const N = Number(process.env.BENCH_DELIVERIES ?? 100);
@@ -58,14 +59,15 @@ async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Pr
 
 async function main(): Promise<void> {
   const smtp = await acceptingSmtp();
-  const api = await startUsersApi(loadConfig('users-api', usersApiConfigSchema, env({})));
+  const api = await startApp(usersApiApp, loadConfig('users-api', usersApiConfigSchema, env({})));
   const group = `bench-delivery-${randomUUID().slice(0, 8)}`;
-  const email = await startEmailService(
+  const email = await startApp(
+    emailServiceApp,
     loadConfig('email-service', emailServiceConfigSchema, env({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: group })),
   );
   const db = new Client({ connectionString: DATABASE_URL });
   await db.connect();
-  const url = (await api.getUrl()).replace('[::1]', '127.0.0.1');
+  const url = api.url;
   const samples: { total: number; relay: number; consume: number; send: number }[] = [];
   try {
     for (let i = -5; i < N; i++) {
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
   } finally {
     await db.end();
     await email.app.close();
-    await api.close();
+    await api.app.close();
     await smtp.close();
   }
   const row = (label: string, values: number[]) =>

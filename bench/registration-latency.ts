@@ -11,8 +11,9 @@ import { createTransport } from 'nodemailer';
 import { Client } from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
-import { startEmailService } from '../apps/email-service/src/bootstrap';
-import { startUsersApi } from '../apps/users-api/src/bootstrap';
+import { startApp } from '@app/runtime';
+import { emailServiceApp } from '../apps/email-service/src/app';
+import { usersApiApp } from '../apps/users-api/src/app';
 import { benchEnv, DATABASE_URL } from './env';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 40);
@@ -59,9 +60,10 @@ async function registerMany(url: string, count: number): Promise<number[]> {
 }
 
 async function asyncScenario(overrides: Record<string, string>, smtpUrl?: string): Promise<number[]> {
-  const api = await startUsersApi(loadConfig('users-api', usersApiConfigSchema, env(overrides)));
+  const api = await startApp(usersApiApp, loadConfig('users-api', usersApiConfigSchema, env(overrides)));
   const email = smtpUrl
-    ? await startEmailService(
+    ? await startApp(
+        emailServiceApp,
         loadConfig(
           'email-service',
           emailServiceConfigSchema,
@@ -70,12 +72,12 @@ async function asyncScenario(overrides: Record<string, string>, smtpUrl?: string
       )
     : undefined;
   try {
-    const url = (await api.getUrl()).replace('[::1]', '127.0.0.1');
+    const url = api.url;
     await registerMany(url, 3); // warm-up
     return await registerMany(url, N);
   } finally {
     await email?.app.close();
-    await api.close();
+    await api.app.close();
   }
 }
 

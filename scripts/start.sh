@@ -52,36 +52,58 @@ build_apps
 
 # kafkajs 2.2.4 schedules a negative timeout on Node 24 (tulios/kafkajs#1751); Node clamps it to 1 ms, as intended.
 export NODE_OPTIONS="${NODE_OPTIONS:-} --disable-warning=TimeoutNegativeWarning"
+HOST="${HOST:-127.0.0.1}"
+export HOST
+unset PORT # one variable for five apps would make them collide: <APP>_PORT sets one app's port
+declare -A PORTS
+while read -r app default_port; do
+  var="$(echo "$app" | tr 'a-z-' 'A-Z_')_PORT" # users-api → USERS_API_PORT
+  PORTS[$app]="${!var:-$default_port}"
+  port_free "${PORTS[$app]}" || { log "port ${PORTS[$app]} ($app) is taken; set $var to another"; exit 1; }
+done < <(node scripts/apps.js --ports)
+
 for app in "${APPS[@]}"; do
   # Own sessions: Ctrl-C reaches only this script, which then sends each app one SIGTERM and waits for it to drain.
-  setsid node "$(app_entry "$app")" > >(setsid sed -u "s/^/[$app] /") 2>&1 &
+  PORT="${PORTS[$app]}" setsid node "$(app_entry "$app")" > >(setsid sed -u "s/^/[$app] /") 2>&1 &
   PIDS+=($!)
   NAMES+=("$app")
 done
 
-API="http://${HOST:-127.0.0.1}:${PORT:-3000}"
-for _ in $(seq 1 120); do
-  if curl -fsS "$API/health" >/dev/null 2>&1; then break; fi
-  for i in "${!PIDS[@]}"; do
-    kill -0 "${PIDS[$i]}" 2>/dev/null || { log "${NAMES[$i]} exited during start; see its lines above"; exit 1; }
+# Ready: each app's /health/ready answers 200 (database, Kafka, consumers joined).
+for app in "${APPS[@]}"; do
+  url="http://$HOST:${PORTS[$app]}/health/ready"
+  for _ in $(seq 1 120); do
+    if curl -fsS "$url" >/dev/null 2>&1; then break; fi
+    for i in "${!PIDS[@]}"; do
+      kill -0 "${PIDS[$i]}" 2>/dev/null || { log "${NAMES[$i]} exited during start; see its lines above"; exit 1; }
+    done
+    sleep 0.5
   done
-  sleep 0.5
+  curl -fsS "$url" >/dev/null 2>&1 || { log "$app did not become ready on $url within 60 s; curl it to see why"; exit 1; }
 done
-curl -fsS "$API/health" >/dev/null 2>&1 || { log "users-api did not answer on $API/health within 60 s"; exit 1; }
 
-cat >&2 <<EOF
-
-  users-api     $API   (POST /users, GET /users/:id, GET /health)
-  mail          ${MAIL_UI:-sent through $SMTP_URL}
-  kafka         $KAFKA_BROKERS
-  database      ${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest}
+API="http://$HOST:${PORTS[users-api]}"
+{
+  echo
+  printf '  %-18s %s\n' "users-api" "$API   (POST /users, GET /users/:id)"
+  for app in "${APPS[@]}"; do
+    [ "$app" = users-api ] || printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}"
+  done
+  printf '  %-18s %s\n' "every app" "/health/live  /health/ready  /metrics (Prometheus text)"
+  printf '  %-18s %s\n' "mail" "${MAIL_UI:-sent through $SMTP_URL}"
+  printf '  %-18s %s\n' "kafka" "$KAFKA_BROKERS"
+  printf '  %-18s %s\n' "database" "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest}"
+  cat <<EOF
 
   Try:  curl -i -H 'content-type: application/json' \\
           -d '{"email":"ann@example.com","username":"ann","password":"correct horse battery"}' $API/users
+        curl -s http://$HOST:${PORTS[email-service]}/health/ready
+        curl -s http://$HOST:${PORTS[email-service]}/metrics | grep ^kafka_consumer
 
   Ctrl-C stops everything started here.
 
 EOF
+} >&2
 wait -n "${PIDS[@]}" || true
 log "a process exited; shutting the rest down"
 cleanup

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { APP_CONFIG_SCHEMAS, loadConfig } from '@app/config';
+import { APP_CONFIG_SCHEMAS, APP_PORTS, loadConfig } from '@app/config';
 
 /** No Docker engine runs where the tests run, so the compose file is checked statically against the apps' configs. */
 interface Service {
@@ -50,6 +50,15 @@ describe('docker-compose.yml', () => {
     const known = Object.keys(APP_CONFIG_SCHEMAS[app].shape);
     expect(Object.keys(env).filter((key) => !known.includes(key))).toEqual([]);
     expect(() => loadConfig(app, APP_CONFIG_SCHEMAS[app], env)).not.toThrow();
+  });
+
+  it.each(apps)('%s is health-checked on /health/ready at the port its config listens on', (app) => {
+    const service = compose.services[app] as Service & { healthcheck?: { test?: string[] } };
+    expect(service.healthcheck?.test?.join(' ')).toContain('/health/ready');
+    const config = loadConfig(app, APP_CONFIG_SCHEMAS[app], envOf(service));
+    expect(config.PORT).toBe(APP_PORTS[app]);
+    // Reachable from other containers (a Prometheus scraping /metrics), not only from inside its own.
+    expect(config.HOST).toBe('0.0.0.0');
   });
 
   it.each(apps.filter((app) => app !== 'users-api'))(

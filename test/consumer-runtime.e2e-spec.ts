@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { Controller, DynamicModule, Module } from '@nestjs/common';
+import { Controller, Module } from '@nestjs/common';
 import { ALL_TOPICS, EventOf } from '@app/contracts';
-import { AppConfigModule, idleAppConfigSchema, loadConfig } from '@app/config';
+import { kafkaAppConfigSchema, loadConfig } from '@app/config';
 import {
   deadLetterTopicOf,
   ensureTopics,
-  EventConsumerApp,
+  EventConsumer,
+  EventConsumerOptions,
   HandleEvent,
-  MessagingModule,
   retryTopicOf,
-  startEventConsumer,
 } from '@app/messaging';
+import { defineApp, RunningApp, startApp } from '@app/runtime';
 import { testKafka } from './support/broker';
 import { appEnv } from './support/env';
 import { EmailEvents } from './support/kafka';
@@ -22,7 +22,9 @@ class Seen {
   failOn?: string;
 }
 
-function listenerModule(seen: Seen): DynamicModule {
+/** An app of one consumer class with the given options, whose handler records what it sees. */
+function listenerApp(seen: Seen, options: EventConsumerOptions) {
+  @EventConsumer(options)
   @Controller()
   class Listener {
     @HandleEvent('email.requested.v1')
@@ -31,28 +33,19 @@ function listenerModule(seen: Seen): DynamicModule {
       seen.addresses.push(event.data.to);
     }
   }
-  const config = loadConfig('listener', idleAppConfigSchema, appEnv());
-  @Module({})
+  @Module({ controllers: [Listener] })
   class ListenerModule {}
-  return {
-    module: ListenerModule,
-    imports: [AppConfigModule.forRoot(config), MessagingModule.forRoot({ clientId: 'listener' })],
-    controllers: [Listener],
-  };
+  return defineApp({ name: 'listener', schema: kafkaAppConfigSchema(0), module: () => ({ module: ListenerModule }) });
 }
 
-async function perInstance(name: string, seen: Seen): Promise<EventConsumerApp> {
-  const config = loadConfig('listener', idleAppConfigSchema, appEnv());
-  return startEventConsumer(listenerModule(seen), config, {
-    consumerGroup: name,
-    inbox: 'none',
-    groupKind: 'per-instance',
-  });
+async function perInstance(name: string, seen: Seen): Promise<RunningApp> {
+  const config = loadConfig('listener', kafkaAppConfigSchema(0), appEnv());
+  return startApp(listenerApp(seen, { group: name, kind: 'per-instance' }), config);
 }
 
 describe('consumer runtime: per-instance groups', () => {
   const events = new EmailEvents();
-  const apps: EventConsumerApp[] = [];
+  const apps: RunningApp[] = [];
 
   beforeAll(async () => {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });

@@ -5,14 +5,8 @@ import { promisify } from 'node:util';
 import { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
 import { ALL_TOPICS } from '@app/contracts';
-import {
-  DeadLetters,
-  deadLetterTopicOf,
-  ensureTopics,
-  EventConsumerApp,
-  FailureHeaders,
-  retryTopicOf,
-} from '@app/messaging';
+import { DeadLetters, deadLetterTopicOf, ensureTopics, FailureHeaders, retryTopicOf } from '@app/messaging';
+import type { RunningApp } from '@app/runtime';
 import { bootEmailService, bootUsersApi } from './support/apps';
 import { startBroker, stopBroker, testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
@@ -39,7 +33,7 @@ describe('fault suite: registration → email', () => {
   const db = new Client({ connectionString: TEST_DATABASE_URL });
   const events = new EmailEvents();
   let api: { app: INestApplication; url: string };
-  const consumers: EventConsumerApp[] = [];
+  const consumers: RunningApp[] = [];
   const children: ChildApp[] = [];
 
   beforeAll(async () => {
@@ -72,13 +66,13 @@ describe('fault suite: registration → email', () => {
   /** The group has committed everything on `emails` and on its retry topic: no retry is pending. */
   const drained = (name: string, timeoutMs?: number) => waitForDrained(name, ['emails', retryTopicOf(name)], timeoutMs);
 
-  async function emailService(name: string, overrides: Record<string, string> = {}): Promise<EventConsumerApp> {
+  async function emailService(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
     const consumer = await bootEmailService({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
     consumers.push(consumer);
     return consumer;
   }
 
-  async function closeConsumer(consumer: EventConsumerApp): Promise<void> {
+  async function closeConsumer(consumer: RunningApp): Promise<void> {
     consumers.splice(consumers.indexOf(consumer), 1);
     await consumer.app.close();
   }

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { INestApplication } from '@nestjs/common';
-import { ensureTopics, EventConsumerApp, retryTopicOf } from '@app/messaging';
+import { ensureTopics, retryTopicOf } from '@app/messaging';
 import { Client } from 'pg';
 import { ALL_TOPICS, EnvelopeSchema, UserRegisteredV1 } from '@app/contracts';
+import type { RunningApp } from '@app/runtime';
 import { bootEmailService, bootUsersApi } from './support/apps';
 import { TEST_DATABASE_URL } from './support/env';
 import { startBroker, stopBroker, testKafka } from './support/broker';
@@ -16,7 +17,7 @@ describe('registration → welcome email', () => {
   const smtp = new SmtpCatcher();
   let api: INestApplication;
   let url: string;
-  let emailService: EventConsumerApp | undefined;
+  let emailService: RunningApp | undefined;
   const db = new Client({ connectionString: TEST_DATABASE_URL });
 
   // Its own group, started at the end of `emails`: events of other suites on the same broker are not its concern.

@@ -13,7 +13,6 @@ import {
   createKafka,
   DeadLetters,
   ensureTopics,
-  EventConsumerApp,
   EventProducer,
   FailureHeaders,
   lastOffsets,
@@ -22,6 +21,7 @@ import {
   TypeOrmInbox,
 } from '@app/messaging';
 import { OutboxRelay } from '@app/outbox';
+import type { RunningApp } from '@app/runtime';
 import { bootEmailService, bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
@@ -48,7 +48,7 @@ describe('fault suite: unclean faults', () => {
   const smtp = new SmtpCatcher();
   const db = new Client({ connectionString: TEST_DATABASE_URL });
   const events = new EmailEvents();
-  const consumers: EventConsumerApp[] = [];
+  const consumers: RunningApp[] = [];
   const apis: INestApplication[] = [];
   const children: ChildApp[] = [];
 
@@ -80,13 +80,13 @@ describe('fault suite: unclean faults', () => {
     return name;
   }
 
-  async function emailService(name: string, overrides: Record<string, string> = {}): Promise<EventConsumerApp> {
+  async function emailService(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
     const consumer = await bootEmailService({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
     consumers.push(consumer);
     return consumer;
   }
 
-  async function closeConsumer(consumer: EventConsumerApp): Promise<void> {
+  async function closeConsumer(consumer: RunningApp): Promise<void> {
     consumers.splice(consumers.indexOf(consumer), 1);
     await consumer.app.close();
   }

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { DynamicModule, Module } from '@nestjs/common';
 import { MailerModule, MailerOptions } from '@nestjs-modules/mailer';
 import { HandlebarsAdapter } from '@nestjs-modules/mailer/adapters/handlebars.adapter';
-import { APP_CONFIG, AppConfigModule, EmailServiceConfig } from '@app/config';
+import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
-import { InboxRecord, MessagingModule } from '@app/messaging';
+import { InboxRecord } from '@app/messaging';
 import { EmailRequestsConsumer } from './email/email-requests.consumer';
 import { MailSender } from './email/mail.sender';
 import { Inbox1764000000000 } from './migrations/1764000000000-inbox';
@@ -34,18 +34,16 @@ export function smtpTransport(config: EmailServiceConfig) {
 
 @Module({})
 export class AppModule {
-  static register(config: EmailServiceConfig): DynamicModule {
+  static register(_config: EmailServiceConfig): DynamicModule {
     return {
       module: AppModule,
       imports: [
-        AppConfigModule.forRoot(config),
         DatabaseModule.forApp({
           schema: SCHEMA,
           entities: [InboxRecord],
           migrations: [Inbox1764000000000, InboxPruning1764100000000],
           applicationName: 'email-service',
         }),
-        MessagingModule.forRoot({ clientId: 'email-service' }),
         MailerModule.forRootAsync({
           imports: [],
           inject: [APP_CONFIG],

@@ -1,10 +1,5 @@
 import 'reflect-metadata';
-import { emailServiceConfigSchema, exitOnSignals, loadConfigOrExit, runMain } from '@app/config';
-import { startEmailService } from './bootstrap';
+import { runApp } from '@app/runtime';
+import { emailServiceApp } from './app';
 
-runMain('email-service', async () => {
-  const config = loadConfigOrExit('email-service', emailServiceConfigSchema);
-  const { app } = await startEmailService(config);
-  exitOnSignals('email-service', app, config.SHUTDOWN_TIMEOUT_MS);
-  return `consuming as group ${config.EMAIL_CONSUMER_GROUP}`;
-});
+runApp(emailServiceApp);

@@ -1,9 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
-import { AppConfigModule, UsersApiConfig } from '@app/config';
+import { UsersApiConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
-import { MessagingModule } from '@app/messaging';
 import { OutboxMessage, OutboxModule } from '@app/outbox';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
@@ -20,14 +19,12 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        AppConfigModule.forRoot(config),
         DatabaseModule.forApp({
           schema: SCHEMA,
           entities: [User, OutboxMessage],
           migrations: [Initial1764000000000, OutboxParking1764100000000],
           applicationName: 'users-api',
         }),
-        MessagingModule.forRoot({ clientId: 'users-api' }),
         OutboxModule.forRoot({ schema: SCHEMA }),
         ThrottlerModule.forRoot([{ name: 'default', ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }]),
         UsersModule,

@@ -1,14 +1,5 @@
 import 'reflect-metadata';
-import { exitOnSignals, idleAppConfigSchema, loadConfigOrExit, runMain } from '@app/config';
-import { startEventConsumer } from '@app/messaging';
-import { AppModule } from './app.module';
+import { runApp } from '@app/runtime';
+import { videoProcessorApp } from './app';
 
-runMain('video-processor', async () => {
-  const config = loadConfigOrExit('video-processor', idleAppConfigSchema);
-  const { app } = await startEventConsumer(AppModule.register(config), config, {
-    consumerGroup: 'video-processor',
-    inbox: 'none',
-  });
-  exitOnSignals('video-processor', app, config.SHUTDOWN_TIMEOUT_MS);
-  return 'connected to Kafka, idle: no event handlers yet';
-});
+runApp(videoProcessorApp);

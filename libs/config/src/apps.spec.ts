@@ -1,4 +1,4 @@
-import { emailServiceConfigSchema, usersApiConfigSchema } from './apps';
+import { APP_CONFIG_SCHEMAS, APP_PORTS, emailServiceConfigSchema, usersApiConfigSchema } from './apps';
 import { ConfigError, loadConfig } from './config';
 
 const problemsOf = (run: () => unknown): readonly string[] => {
@@ -12,6 +12,21 @@ const problemsOf = (run: () => unknown): readonly string[] => {
 };
 
 describe('app configs', () => {
+  it('every app listens on its own default port, the one npm start prints', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the CommonJS helper the shell reads
+    const { ports } = require('../../../scripts/apps.js') as { ports: Record<string, number> };
+    expect(ports).toEqual(APP_PORTS);
+    const defaults = Object.entries(APP_CONFIG_SCHEMAS).map(([app, schema]) => loadConfig(app, schema, {}).PORT);
+    expect(defaults).toEqual(Object.keys(APP_CONFIG_SCHEMAS).map((app) => APP_PORTS[app as keyof typeof APP_PORTS]));
+    expect(new Set(defaults).size).toBe(defaults.length);
+  });
+
+  it('a port that is not a number stops the boot with the variable named', () => {
+    expect(problemsOf(() => loadConfig('notifier', APP_CONFIG_SCHEMAS.notifier, { PORT: 'http' }))).toEqual([
+      'PORT: must be a whole number (got "http")',
+    ]);
+  });
+
   it('email-service refuses an idle-transaction timeout a slow SMTP send could outlast', () => {
     const problems = problemsOf(() =>
       loadConfig('email-service', emailServiceConfigSchema, { SMTP_TIMEOUT_MS: '30000' }),

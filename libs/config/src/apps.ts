@@ -1,5 +1,27 @@
 import { z } from 'zod';
-import { checkKafkaAuth, consumerEnv, databaseEnv, env, inboxEnv, kafkaEnv, logEnv, postgresUrl } from './fields';
+import {
+  checkKafkaAuth,
+  consumerEnv,
+  databaseEnv,
+  env,
+  httpEnv,
+  inboxEnv,
+  kafkaEnv,
+  logEnv,
+  postgresUrl,
+} from './fields';
+
+/**
+ * Each app's default HTTP port (health, readiness, metrics and its own routes); PORT overrides it. `npm start`
+ * starts every app on its default unless <APP>_PORT (USERS_API_PORT, EMAIL_SERVICE_PORT, …) says otherwise.
+ */
+export const APP_PORTS = {
+  'users-api': 3000,
+  'email-service': 3001,
+  'video-processor': 3002,
+  'cache-invalidator': 3003,
+  notifier: 3004,
+} as const;
 
 const smtpUrl = z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' });
 
@@ -8,8 +30,8 @@ export const usersApiConfigSchema = z
     ...kafkaEnv,
     ...databaseEnv,
     ...logEnv,
-    PORT: env.int(0, 65535).default(3000),
-    HOST: z.string().min(1).default('127.0.0.1'),
+    ...consumerEnv,
+    ...httpEnv(APP_PORTS['users-api']),
     RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
     OUTBOX_RELAY_ENABLED: env.bool.default(true),
     OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200),
@@ -20,7 +42,6 @@ export const usersApiConfigSchema = z
     OUTBOX_RETENTION_HOURS: env.int(0, 87_600).default(168),
     /** A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler. */
     OUTBOX_LOCK_DATABASE_URL: postgresUrl.optional(),
-    SHUTDOWN_TIMEOUT_MS: consumerEnv.SHUTDOWN_TIMEOUT_MS,
   })
   .superRefine(checkKafkaAuth);
 
@@ -31,6 +52,7 @@ export const emailServiceConfigSchema = z
     ...logEnv,
     ...consumerEnv,
     ...inboxEnv,
+    ...httpEnv(APP_PORTS['email-service']),
     SMTP_URL: smtpUrl.default('smtp://127.0.0.1:1025'),
     SMTP_USER: z.string().optional(),
     SMTP_PASSWORD: z.string().optional(),
@@ -54,8 +76,14 @@ export const emailServiceConfigSchema = z
     }
   });
 
-/** Apps that connect to Kafka and wait for the handlers a later change gives them. */
-export const idleAppConfigSchema = z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv }).superRefine(checkKafkaAuth);
+/** An app that consumes Kafka and needs no database: Kafka, logging, consumer and HTTP settings. */
+export function kafkaAppConfigSchema(defaultPort: number) {
+  return z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...httpEnv(defaultPort) }).superRefine(checkKafkaAuth);
+}
+
+export const videoProcessorConfigSchema = kafkaAppConfigSchema(APP_PORTS['video-processor']);
+export const cacheInvalidatorConfigSchema = kafkaAppConfigSchema(APP_PORTS['cache-invalidator']);
+export const notifierConfigSchema = kafkaAppConfigSchema(APP_PORTS.notifier);
 
 /** The outbox CLI: the database of the app whose outbox it looks at. */
 export const databaseToolConfigSchema = z.object({ ...databaseEnv });
@@ -65,17 +93,18 @@ export const kafkaToolConfigSchema = z.object({ ...kafkaEnv }).superRefine(check
 
 export type UsersApiConfig = z.infer<typeof usersApiConfigSchema>;
 export type EmailServiceConfig = z.infer<typeof emailServiceConfigSchema>;
-export type IdleAppConfig = z.infer<typeof idleAppConfigSchema>;
+export type KafkaAppConfig = z.infer<ReturnType<typeof kafkaAppConfigSchema>>;
 export type KafkaConfig = Pick<UsersApiConfig, keyof typeof kafkaEnv>;
 export type DatabaseConfig = Pick<UsersApiConfig, keyof typeof databaseEnv>;
 export type ConsumerConfig = Pick<EmailServiceConfig, keyof typeof consumerEnv>;
 export type InboxConfig = Pick<EmailServiceConfig, keyof typeof inboxEnv>;
+export type HttpConfig = Pick<EmailServiceConfig, 'PORT' | 'HOST'>;
 
 /** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
 export const APP_CONFIG_SCHEMAS = {
   'users-api': usersApiConfigSchema,
   'email-service': emailServiceConfigSchema,
-  'video-processor': idleAppConfigSchema,
-  'cache-invalidator': idleAppConfigSchema,
-  notifier: idleAppConfigSchema,
+  'video-processor': videoProcessorConfigSchema,
+  'cache-invalidator': cacheInvalidatorConfigSchema,
+  notifier: notifierConfigSchema,
 } as const;

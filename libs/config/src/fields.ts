@@ -35,6 +35,8 @@ export const kafkaEnv = {
   KAFKA_CONNECT_TIMEOUT_MS: int(100, 120_000).default(3000),
   /** A request whose response does not come back in this time fails (and is retried, or the send fails). */
   KAFKA_REQUEST_TIMEOUT_MS: int(1000, 300_000).default(30_000),
+  /** How often health probes the cluster; readiness follows a lost or returned broker within about this long. */
+  KAFKA_PROBE_INTERVAL_MS: int(250, 60_000).default(2000),
 };
 
 /** A PostgreSQL connection URL. */
@@ -72,6 +74,14 @@ export const consumerEnv = {
   CONSUMER_HEARTBEAT_INTERVAL_MS: int(100, 60_000).default(3000),
   SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(25_000),
 };
+
+/** The app's HTTP server: its own routes plus /health/live, /health/ready and /metrics. PORT 0 takes a free port. */
+export function httpEnv(defaultPort: number) {
+  return {
+    PORT: int(0, 65535).default(defaultPort),
+    HOST: z.string().min(1).default('127.0.0.1'),
+  };
+}
 
 export const logEnv = {
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),

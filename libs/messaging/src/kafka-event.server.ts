@@ -35,9 +35,22 @@ import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
  */
 export type GroupKind = 'durable' | 'per-instance';
 
+/** How one message ended for its handler: what the metrics count, by event type. */
+export type MessageOutcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered' | 'failed' | 'skipped';
+
+/** Receives every message's outcome (and the handler's time, when it ran): the app's metrics. */
+export interface ConsumerObserver {
+  message(group: string, eventType: string, outcome: MessageOutcome, handlerSeconds?: number): void;
+}
+
 export interface KafkaEventServerOptions {
   consumerGroup: string;
   groupKind?: GroupKind;
+  /** Where a durable group with no committed offset starts (default earliest). Per-instance groups start at latest. */
+  startFrom?: 'earliest' | 'latest';
+  /** Set when an app runs several consumer servers: each registers only the handlers routed to its id. */
+  transportId?: symbol;
+  observer?: ConsumerObserver;
   topics: TopicSettings;
   /** Partitions handled in parallel by this replica (order within a partition is always kept). */
   concurrency?: number;
@@ -66,12 +79,23 @@ export interface ConsumerStats {
   failed: number;
 }
 
+/**
+ * Where this replica stands in its group: `joined` with its assigned partitions (possibly none, when the group has
+ * more members than partitions), or why not.
+ */
+export type Membership =
+  | { state: 'joined'; since: string; assigned: Record<string, number[]> }
+  | { state: 'joining' | 'rebalancing' | 'disconnected' | 'stopped' | 'idle'; since: string; reason: string };
+
 export interface ConsumerStatus {
   consumerGroup: string;
   groupKind: GroupKind;
   /** The group id on the broker: the consumer group, or for a per-instance group that name plus this process's suffix. */
   groupId: string;
   state: 'starting' | 'idle' | 'consuming' | 'restarting' | 'stopping' | 'stopped';
+  membership: Membership;
+  /** Partitions held back until a retry is due or after a failed publish, as `topic[partition]`. */
+  paused: string[];
   topics: string[];
   stats: ConsumerStats;
 }
@@ -99,6 +123,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private idle?: { admin: Admin; timer: NodeJS.Timeout };
   private closing = false;
   private state: ConsumerStatus['state'] = 'starting';
+  private membership: Membership = { state: 'joining', since: new Date().toISOString(), reason: 'starting' };
   private subscribed: string[] = [];
   private readonly listeners = new Map<string, unknown[]>();
   private readonly scheduler: PartitionScheduler;
@@ -124,6 +149,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
 
   constructor(private readonly options: KafkaEventServerOptions) {
     super();
+    this.transportId = options.transportId;
     this.scheduler = new PartitionScheduler(() => this.consumer, options.retry);
     this.groupId = this.perInstance
       ? `${options.consumerGroup}.${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
@@ -163,9 +189,22 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       groupKind: this.options.groupKind ?? 'durable',
       groupId: this.groupId,
       state: this.state,
+      membership: this.membership,
+      paused: this.scheduler.pausedPartitions(),
       topics: this.subscribed,
       stats: { ...this.stats },
     };
+  }
+
+  /** Where a partition with no committed offset starts: the lag of such a partition counts from there. */
+  get fromEarliest(): boolean {
+    return !this.perInstance && (this.options.startFrom ?? 'earliest') === 'earliest';
+  }
+
+  private setMembership(
+    membership: Membership extends infer M ? (M extends Membership ? Omit<M, 'since'> : never) : never,
+  ): void {
+    this.membership = { since: new Date().toISOString(), ...membership };
   }
 
   async listen(callback: (error?: unknown) => void): Promise<void> {
@@ -198,6 +237,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         }, 30_000),
       };
       this.state = 'idle';
+      this.setMembership({ state: 'idle', reason: 'no event handlers registered' });
       this.log.log('connected to Kafka; no event handlers registered, idle');
       return;
     }
@@ -234,12 +274,25 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, () => {
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.stats.groupJoins += 1;
+      if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
+    });
+    consumer.on(consumer.events.REBALANCING, () => {
+      if (consumer === this.consumer) this.setMembership({ state: 'rebalancing', reason: 'the group is rebalancing' });
+    });
+    consumer.on(consumer.events.STOP, () => {
+      if (consumer === this.consumer) this.setMembership({ state: 'stopped', reason: 'consumer stopped' });
     });
     // kafkajs restarts itself after a retriable crash; after any other it stops consuming for good, silently.
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       this.stats.crashes += 1;
+      if (consumer === this.consumer && !this.closing) {
+        this.setMembership({
+          state: 'disconnected',
+          reason: `${errorClassOf(payload.error)}: ${payload.error.message}${payload.restart ? '; rejoining' : ''}`,
+        });
+      }
       if (payload.restart || this.closing || consumer !== this.consumer) return;
       this.log.error(`consumer crashed and kafkajs gave up: ${errorClassOf(payload.error)}: ${payload.error.message}`);
       this.restarting ??= this.restartAfterCrash(kafka, topics).finally(() => {
@@ -249,7 +302,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     await consumer.connect();
     // Durable: a new group (or a committed offset that fell out of range) starts at the earliest offset.
     // Per-instance: a new group every start, from the latest: it serves what happens while it runs.
-    const fromBeginning = !this.perInstance;
+    const fromBeginning = this.fromEarliest;
     await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning }));
     await consumer.run({
       autoCommit: false,
@@ -378,20 +431,25 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       event = parseEvent(message.value);
     } catch (error) {
       if (!(error instanceof InvalidEventError)) throw error;
-      if (this.perInstance) return this.passOver(where, error);
+      if (this.perInstance) return this.passOver(where, '(invalid)', error);
       await this.deadLetter(message, { origin, attempts: attempt, firstFailedAt }, error, 'invalid-message');
+      // Not the type the message claims: labels must not grow with what senders write.
+      this.observe('(invalid)', 'dead-lettered');
       return DONE;
     }
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) {
       // A known event on a shared topic that this group does not act on.
       this.stats.skipped += 1;
+      this.observe(event.type, 'skipped');
       return DONE;
     }
 
     const beat = setInterval(() => {
       heartbeat().catch(() => undefined);
     }, this.options.heartbeatIntervalMs ?? 3_000);
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
     try {
       const outcome = await this.inbox.run(
         {
@@ -421,19 +479,23 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       );
       if (outcome === 'duplicate') {
         this.stats.duplicates += 1;
+        this.observe(event.type, 'duplicate');
         this.log.debug(`${where} ${event.type} ${event.id} already handled by ${this.options.consumerGroup}; skipped`);
       } else {
         this.stats.handled += 1;
+        this.observe(event.type, 'handled', seconds());
         if (attempt > 1) this.log.log(`${where} ${event.type} ${event.id} handled on attempt ${attempt}`);
       }
       return DONE;
     } catch (error) {
-      if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, error);
+      const took = seconds();
+      if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
       const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
       const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
       const failure = { origin, attempts: decision.attempts, firstFailedAt };
       if (decision.kind === 'dead-letter') {
         await this.deadLetter(message, failure, error, decision.reason);
+        this.observe(event.type, 'dead-lettered', took);
         return DONE;
       }
       const retryAt = decision.at;
@@ -442,6 +504,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         [FailureHeaders.RetryAt]: String(retryAt),
       });
       this.stats.retried += 1;
+      this.observe(event.type, 'retried', took);
       this.log.warn(
         `${label} failed (${errorClassOf(error)}: ${errorMessageOf(error)}); retry in ${retryAt - Date.now()} ms`,
       );
@@ -452,12 +515,17 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   }
 
   /** Per-instance groups have no retry or dead-letter topics: a failure is logged and counted, and the partition goes on. */
-  private passOver(where: string, error: unknown): Outcome {
+  private passOver(where: string, eventType: string, error: unknown, handlerSeconds?: number): Outcome {
     this.stats.failed += 1;
+    this.observe(eventType, 'failed', handlerSeconds);
     this.log.warn(
       `${where} failed in per-instance group ${this.groupId}, passed over: ${errorClassOf(error)}: ${errorMessageOf(error)}`,
     );
     return DONE;
+  }
+
+  private observe(eventType: string, outcome: MessageOutcome, handlerSeconds?: number): void {
+    this.options.observer?.message(this.options.consumerGroup, eventType, outcome, handlerSeconds);
   }
 
   private async deadLetter(
@@ -512,6 +580,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       if (this.perInstance && this.kafka) await this.deleteOwnGroup(this.kafka);
     }
     this.state = 'stopped';
+    this.setMembership({ state: 'stopped', reason: 'the app is shutting down' });
   }
 
   /** A per-instance group is never used again: leave nothing behind on the broker. */

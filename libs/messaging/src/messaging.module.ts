@@ -1,8 +1,17 @@
-import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import {
+  DynamicModule,
+  Global,
+  Inject,
+  Injectable,
+  Module,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
 import { Kafka } from 'kafkajs';
 import { APP_CONFIG, KafkaConfig } from '@app/config';
 import { ALL_TOPICS } from '@app/contracts';
 import { createKafka } from './kafka.factory';
+import { KafkaMonitor } from './kafka-monitor';
 import { EventProducer } from './producer';
 import { ensureTopics } from './topics';
 
@@ -10,9 +19,16 @@ import { ensureTopics } from './topics';
 export const KAFKA = Symbol('KAFKA');
 
 @Injectable()
-export class MessagingLifecycle implements OnApplicationShutdown {
-  constructor(private readonly producer: EventProducer) {}
+export class MessagingLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(
+    private readonly producer: EventProducer,
+    private readonly monitor: KafkaMonitor,
+  ) {}
+  onApplicationBootstrap(): void {
+    this.monitor.start();
+  }
   async onApplicationShutdown(): Promise<void> {
+    await this.monitor.close();
     await this.producer.disconnect();
   }
 }
@@ -38,9 +54,14 @@ export class MessagingModule {
           useFactory: (config: KafkaConfig) => createKafka(config, options.clientId),
         },
         { provide: EventProducer, inject: [KAFKA], useFactory: (kafka: Kafka) => new EventProducer(kafka) },
+        {
+          provide: KafkaMonitor,
+          inject: [KAFKA, APP_CONFIG],
+          useFactory: (kafka: Kafka, config: KafkaConfig) => new KafkaMonitor(kafka, config.KAFKA_PROBE_INTERVAL_MS),
+        },
         MessagingLifecycle,
       ],
-      exports: [KAFKA, EventProducer],
+      exports: [KAFKA, EventProducer, KafkaMonitor],
     };
   }
 }

@@ -81,6 +81,14 @@ export class PartitionScheduler {
     this.failures.delete(keyOf(topic, partition));
   }
 
+  /** Partitions paused now, as `topic[partition]`. */
+  pausedPartitions(): string[] {
+    return [...this.timers.keys()].map((key) => {
+      const at = key.lastIndexOf(':');
+      return `${key.slice(0, at)}[${key.slice(at + 1)}]`;
+    });
+  }
+
   close(): void {
     this.closed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);

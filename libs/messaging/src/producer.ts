@@ -76,6 +76,7 @@ export class EventProducer {
   private tail: Promise<void> = Promise.resolve();
   /** Producers started so far; more than one means earlier ones were discarded after a failed send. */
   generation = 1;
+  private lastSend?: { ok: boolean; at: number; error?: string };
 
   constructor(private readonly kafka: Kafka) {
     this.producer = this.create();
@@ -132,7 +133,9 @@ export class EventProducer {
     try {
       await this.connect();
       await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages });
+      this.lastSend = { ok: true, at: Date.now() };
     } catch (error) {
+      this.lastSend = { ok: false, at: Date.now(), error: error instanceof Error ? error.message : String(error) };
       this.replace();
       throw error;
     }
@@ -147,6 +150,16 @@ export class EventProducer {
     this.generation += 1;
     this.logger.debug(`send failed; producer replaced (generation ${this.generation})`);
     void old.disconnect().catch(() => undefined);
+  }
+
+  /** For health: connected or not (it connects on the first send), and how the last send went. */
+  status(): { connected: boolean; generation: number; lastSend?: { ok: boolean; at: string; error?: string } } {
+    const last = this.lastSend;
+    return {
+      connected: this.connected,
+      generation: this.generation,
+      ...(last ? { lastSend: { ...last, at: new Date(last.at).toISOString() } } : {}),
+    };
   }
 
   /** Publishes one typed event directly (no outbox): for producers whose source of truth is the event itself. */

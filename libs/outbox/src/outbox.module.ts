@@ -9,6 +9,7 @@ import {
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, DatabaseConfig, KafkaConfig } from '@app/config';
 import { ensureSystemTopics, EventProducer, KAFKA, Kafka } from '@app/messaging';
+import { OutboxObservability } from './outbox.observability';
 import { OutboxRelay } from './outbox.relay';
 import { OutboxWriter } from './outbox.writer';
 
@@ -67,8 +68,14 @@ export class OutboxModule {
             }),
         },
         OutboxRelayLifecycle,
+        {
+          provide: OutboxObservability,
+          inject: [DataSource, OutboxRelay],
+          useFactory: (dataSource: DataSource, relay: OutboxRelay) =>
+            new OutboxObservability(dataSource, relay, options.schema),
+        },
       ],
-      exports: [OutboxWriter, OutboxRelay],
+      exports: [OutboxWriter, OutboxRelay, OutboxObservability],
     };
   }
 }

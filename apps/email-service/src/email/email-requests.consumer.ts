@@ -1,8 +1,11 @@
 import { Controller } from '@nestjs/common';
+import type { EmailServiceConfig } from '@app/config';
 import { EventOf } from '@app/contracts';
-import { ConsumeContext, HandleEvent } from '@app/messaging';
+import { ConsumeContext, EventConsumer, HandleEvent } from '@app/messaging';
 import { MailSender } from './mail.sender';
 
+/** One durable group (EMAIL_CONSUMER_GROUP) shared by the replicas: each request is mailed once. */
+@EventConsumer<EmailServiceConfig>({ group: (config) => config.EMAIL_CONSUMER_GROUP, inbox: 'transactional' })
 @Controller()
 export class EmailRequestsConsumer {
   constructor(private readonly sender: MailSender) {}

@@ -1,7 +1,6 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { DataSource, IsNull, Not } from 'typeorm';
-import { OutboxMessage, OutboxRelay, OutboxRelayStatus } from '@app/outbox';
+import { OutboxObservability, OutboxRelayStatus } from '@app/outbox';
 
 interface Health {
   status: 'ok' | 'degraded' | 'down';
@@ -10,12 +9,12 @@ interface Health {
   relay: OutboxRelayStatus & { pending: number | null; parkedRows: number | null };
 }
 
+/**
+ * `GET /health`: the API's own summary, kept for existing checks. `/health/ready` (every app) is the full report.
+ */
 @Controller('health')
 export class HealthController {
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly relay: OutboxRelay,
-  ) {}
+  constructor(private readonly outbox: OutboxObservability) {}
 
   /**
    * 200 while the API can take registrations (database up). Kafka trouble or a parked outbox row only degrades it,
@@ -28,13 +27,11 @@ export class HealthController {
     let pending: number | null = null;
     let parkedRows: number | null = null;
     try {
-      const outbox = this.dataSource.getRepository(OutboxMessage);
-      pending = await outbox.countBy({ publishedAt: IsNull() });
-      parkedRows = await outbox.countBy({ publishedAt: IsNull(), parkedAt: Not(IsNull()) });
+      ({ pending, parked: parkedRows } = await this.outbox.backlog());
     } catch {
       database = 'down';
     }
-    const relay = this.relay.status();
+    const relay = this.outbox.relayStatus();
     const status: Health['status'] =
       database === 'down' ? 'down' : relay.failingSince || (parkedRows ?? 0) > 0 ? 'degraded' : 'ok';
     if (status === 'down') response.status(503);

@@ -1,0 +1,12 @@
+import { usersApiConfigSchema } from '@app/config';
+import { defineApp } from '@app/runtime';
+import { AppModule } from './app.module';
+
+/** users-api: registrations over HTTP, events through the outbox. Run by main.ts, started the same way by tests. */
+export const usersApiApp = defineApp({
+  name: 'users-api',
+  schema: usersApiConfigSchema,
+  module: (config) => AppModule.register(config),
+  // Registrations go on while Kafka is away: the outbox holds their events. A lost broker degrades, not fails, ready.
+  kafkaRequiredForReady: false,
+});

@@ -1,0 +1,143 @@
+import { Logger } from '@nestjs/common';
+import type { Admin, Kafka } from 'kafkajs';
+import { errorMessageOf } from './errors';
+
+export interface BrokerStatus {
+  /** Whether the last probe reached the cluster within its deadline; false until the first one did. */
+  reachable: boolean;
+  /** When `reachable` last changed (or the monitor started). */
+  since: string;
+  brokers?: number;
+  controller?: number | null;
+  error?: string;
+}
+
+export interface PartitionLag {
+  group: string;
+  topic: string;
+  partition: number;
+  /** The group's committed offset, or null when it has none on this partition. */
+  committed: string | null;
+  highWatermark: string;
+  /** Messages between the committed offset and the high watermark (from the low watermark when nothing is committed). */
+  lag: number;
+}
+
+function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The app's view of the cluster for health and metrics, on one admin connection: a probe every `intervalMs`
+ * (`describeCluster`, bounded by the interval) so readiness follows the broker within seconds, and group lag on
+ * demand (committed offsets against high watermarks, as the broker sees them for the whole group — a replica
+ * reports the lag of partitions other replicas hold too).
+ */
+export class KafkaMonitor {
+  private readonly log = new Logger(KafkaMonitor.name);
+  private admin?: Admin;
+  private timer?: NodeJS.Timeout;
+  private inFlight = false;
+  private status: BrokerStatus = { reachable: false, since: new Date().toISOString(), error: 'not probed yet' };
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly intervalMs = 2000,
+  ) {}
+
+  private adminClient(): Admin {
+    this.admin ??= this.kafka.admin({ retry: { retries: 0 } });
+    return this.admin;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    void this.probe();
+    this.timer = setInterval(() => void this.probe(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  brokerStatus(): BrokerStatus {
+    return { ...this.status };
+  }
+
+  /** One probe; a probe still waiting when the next is due counts as a failure, and no second one is stacked. */
+  async probe(): Promise<BrokerStatus> {
+    if (this.inFlight) {
+      this.record(false, { error: `no answer from the cluster within ${this.intervalMs} ms` });
+      return this.brokerStatus();
+    }
+    this.inFlight = true;
+    try {
+      const admin = this.adminClient();
+      const cluster = await withDeadline(
+        'broker probe',
+        this.intervalMs,
+        admin.connect().then(() => admin.describeCluster()),
+      );
+      this.record(true, { brokers: cluster.brokers.length, controller: cluster.controller });
+    } catch (error) {
+      this.record(false, { error: errorMessageOf(error) });
+    } finally {
+      this.inFlight = false;
+    }
+    return this.brokerStatus();
+  }
+
+  private record(reachable: boolean, details: Omit<BrokerStatus, 'reachable' | 'since'>): void {
+    if (reachable !== this.status.reachable) {
+      if (reachable) this.log.log('Kafka cluster reachable');
+      else this.log.warn(`Kafka cluster unreachable: ${details.error ?? 'unknown'}`);
+    }
+    const since = reachable === this.status.reachable ? this.status.since : new Date().toISOString();
+    this.status = { reachable, since, ...details };
+  }
+
+  /**
+   * Lag of a group on the given topics, per partition. A partition with no committed offset counts from the low
+   * watermark when `fromEarliest` (where a new durable group starts), else as 0 (a new group starting at the end).
+   */
+  async groupLag(group: string, topics: string[], fromEarliest: boolean, timeoutMs = 3000): Promise<PartitionLag[]> {
+    if (topics.length === 0) return [];
+    const admin = this.adminClient();
+    return withDeadline(
+      `lag of group ${group}`,
+      timeoutMs,
+      (async () => {
+        await admin.connect();
+        const committed = await admin.fetchOffsets({ groupId: group, topics });
+        const rows: PartitionLag[] = [];
+        for (const { topic, partitions } of committed) {
+          const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
+          for (const { partition, offset } of partitions) {
+            const end = ends.get(partition);
+            if (!end) continue;
+            const high = BigInt(end.high);
+            const has = BigInt(offset) >= 0n;
+            const from = has ? BigInt(offset) : fromEarliest ? BigInt(end.low) : high;
+            rows.push({
+              group,
+              topic,
+              partition,
+              committed: has ? offset : null,
+              highWatermark: end.high,
+              lag: Number(high > from ? high - from : 0n),
+            });
+          }
+        }
+        return rows;
+      })(),
+    );
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.admin?.disconnect().catch(() => undefined);
+    this.admin = undefined;
+  }
+}

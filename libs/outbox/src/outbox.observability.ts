@@ -1,0 +1,97 @@
+import { Injectable } from '@nestjs/common';
+import { Gauge, Registry } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { MetricsContributor, ReadinessContributor, ReadinessReport, RuntimeContributor } from '@app/runtime';
+import { OutboxRelay, OutboxRelayStatus } from './outbox.relay';
+
+export interface OutboxBacklog {
+  /** Rows not yet published, parked ones included. */
+  pending: number;
+  /** Rows the broker refused, set aside for an operator (`npm run outbox -- list`). */
+  parked: number;
+  /** Age of the oldest unpublished row, in seconds (0 when none). */
+  oldestPendingSeconds: number;
+}
+
+/**
+ * The outbox as users-api's health and metrics see it: the relay's state and the backlog in the table. A failing
+ * relay or a parked row degrades readiness (the API still takes registrations; events wait in the outbox).
+ */
+@RuntimeContributor()
+@Injectable()
+export class OutboxObservability implements ReadinessContributor, MetricsContributor {
+  readonly readinessKey = 'outbox';
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly relay: OutboxRelay,
+    private readonly schema: string,
+  ) {}
+
+  async backlog(): Promise<OutboxBacklog> {
+    const [row] = await this.dataSource.query<{ pending: string; parked: string; oldest: number | null }[]>(
+      `SELECT count(*) AS pending, count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+              extract(epoch FROM now() - min(created_at))::float8 AS oldest
+         FROM "${this.schema}".outbox WHERE published_at IS NULL`,
+    );
+    return { pending: Number(row.pending), parked: Number(row.parked), oldestPendingSeconds: row.oldest ?? 0 };
+  }
+
+  relayStatus(): OutboxRelayStatus {
+    return this.relay.status();
+  }
+
+  async readiness(): Promise<ReadinessReport> {
+    const relay = this.relay.status();
+    try {
+      const backlog = await this.backlog();
+      const degraded = relay.failingSince !== null || backlog.parked > 0;
+      return { status: degraded ? 'degraded' : 'up', relay, ...backlog };
+    } catch (error) {
+      // The database entry says the database is down; this one says the backlog is unknown.
+      return {
+        status: 'degraded',
+        relay,
+        backlog: `unknown: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
+  }
+
+  registerMetrics(registry: Registry): void {
+    let last: Promise<OutboxBacklog | undefined> | undefined;
+    // One query per scrape for the three gauges.
+    const read = () => {
+      last ??= this.backlog()
+        .catch(() => undefined)
+        .finally(() => setTimeout(() => (last = undefined), 500).unref());
+      return last;
+    };
+    const gauge = (name: string, help: string, pick: (b: OutboxBacklog) => number) => {
+      const metric: Gauge = new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect: async () => {
+          metric.reset();
+          const backlog = await read();
+          if (backlog) metric.set(pick(backlog));
+        },
+      });
+    };
+    gauge('outbox_pending_messages', 'Outbox rows not yet published (parked included)', (b) => b.pending);
+    gauge('outbox_parked_messages', 'Outbox rows the broker refused, waiting for an operator', (b) => b.parked);
+    gauge(
+      'outbox_oldest_pending_age_seconds',
+      'Age of the oldest unpublished outbox row',
+      (b) => b.oldestPendingSeconds,
+    );
+    const leader: Gauge = new Gauge({
+      name: 'outbox_relay_leader',
+      help: '1 while this replica holds the relay lock and publishes',
+      registers: [registry],
+      collect: () => {
+        leader.set(this.relay.status().leader ? 1 : 0);
+      },
+    });
+  }
+}

@@ -1,0 +1,150 @@
+import { Controller, Get, Header, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
+import { DiscoveryService, ModuleRef } from '@nestjs/core';
+import { HealthCheckResult, HealthCheckService, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import type { Response } from 'express';
+import { DataSource } from 'typeorm';
+import { EventProducer, KafkaMonitor } from '@app/messaging';
+import { ConsumerServers } from './consumer-servers';
+import { isContributor, isReadinessContributor, ReadinessContributor } from './contributor';
+import { RuntimeMetrics } from './runtime-metrics';
+
+export const RUNTIME_OPTIONS = Symbol('runtime:options');
+
+export interface RuntimeOptions {
+  app: string;
+  /**
+   * Whether a lost Kafka cluster fails readiness (503). users-api sets false: it keeps taking registrations while
+   * the broker is away (the outbox holds the events), so a lost broker only degrades it.
+   */
+  kafkaRequiredForReady: boolean;
+}
+
+const DATABASE_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * `GET /health/live`: the process serves HTTP (restart it if not). `GET /health/ready`: it can do its work — the
+ * database answers, the Kafka cluster answers, every consumer has joined its group (with the partitions it holds,
+ * or why not), plus what libs contribute (the outbox relay). 503 when something it needs is down; 200 with
+ * `degraded` entries when it works but something needs attention. `GET /metrics`: Prometheus text format.
+ */
+@Controller()
+export class RuntimeController {
+  private contributors?: ReadinessContributor[];
+
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicator: HealthIndicatorService,
+    private readonly monitor: KafkaMonitor,
+    private readonly producer: EventProducer,
+    private readonly servers: ConsumerServers,
+    private readonly metrics: RuntimeMetrics,
+    private readonly moduleRef: ModuleRef,
+    private readonly discovery: DiscoveryService,
+    @Inject(RUNTIME_OPTIONS) private readonly options: RuntimeOptions,
+  ) {}
+
+  @Get('health/live')
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([
+      () => this.indicator.check('process').up({ app: this.options.app, uptimeSeconds: Math.round(process.uptime()) }),
+    ]);
+  }
+
+  @Get('health/ready')
+  async ready(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
+    const checks: (() => HealthIndicatorResult | Promise<HealthIndicatorResult>)[] = [
+      () => this.kafka(),
+      ...this.servers.all().map((_, i) => () => this.consumer(i)),
+    ];
+    const dataSource = this.dataSource();
+    if (dataSource) checks.unshift(() => this.database(dataSource));
+    for (const contributor of this.readinessContributors()) {
+      checks.push(async () => {
+        const { status, ...data } = await contributor.readiness();
+        const session = this.indicator.check(contributor.readinessKey);
+        return status === 'up' ? session.up(data) : status === 'degraded' ? session.degraded(data) : session.down(data);
+      });
+    }
+    try {
+      return await this.health.check(checks);
+    } catch (error) {
+      // Answered here rather than thrown, so no app's exception filter reshapes the health report.
+      if (!(error instanceof ServiceUnavailableException)) throw error;
+      response.status(503);
+      return error.getResponse() as HealthCheckResult;
+    }
+  }
+
+  @Get('metrics')
+  @Header('cache-control', 'no-store')
+  async scrape(@Res() response: Response): Promise<void> {
+    const text = await this.metrics.registry.metrics();
+    response.type(this.metrics.registry.contentType).send(text);
+  }
+
+  private async database(dataSource: DataSource): Promise<HealthIndicatorResult> {
+    const session = this.indicator.check('database');
+    try {
+      await withTimeout(DATABASE_TIMEOUT_MS, dataSource.query('SELECT 1'));
+      return session.up();
+    } catch (error) {
+      return session.down({ message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  private kafka(): HealthIndicatorResult {
+    const session = this.indicator.check('kafka');
+    const broker = this.monitor.brokerStatus();
+    const data = { ...broker, producer: this.producer.status() };
+    if (broker.reachable) return session.up(data);
+    return this.options.kafkaRequiredForReady ? session.down(data) : session.degraded(data);
+  }
+
+  private consumer(index: number): HealthIndicatorResult {
+    const server = this.servers.all()[index];
+    const status = server.consumerStatus();
+    const session = this.indicator.check(`consumer:${status.consumerGroup}`);
+    const { membership } = status;
+    const data: Record<string, unknown> = {
+      groupId: status.groupId,
+      kind: status.groupKind,
+      ...membership,
+      ...(membership.state === 'joined' && Object.values(membership.assigned).every((p) => p.length === 0)
+        ? { note: 'no partitions: the group has more members than partitions; this replica stands by' }
+        : {}),
+      paused: status.paused,
+    };
+    const working = membership.state === 'joined' || membership.state === 'idle';
+    // Without the broker the consumer cannot be working, whatever its last event said.
+    if (working && this.monitor.brokerStatus().reachable) return session.up(data);
+    const reason = working ? 'Kafka cluster unreachable' : membership.reason;
+    return session.down({ ...data, reason });
+  }
+
+  private dataSource(): DataSource | undefined {
+    try {
+      return this.moduleRef.get(DataSource, { strict: false });
+    } catch {
+      return undefined;
+    }
+  }
+
+  private readinessContributors(): ReadinessContributor[] {
+    this.contributors ??= this.discovery
+      .getProviders()
+      .map((w) => w.instance as unknown)
+      .filter(isContributor)
+      .filter(isReadinessContributor);
+    return this.contributors;
+  }
+}

@@ -1,0 +1,173 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import type { NextFunction, Request, Response } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  ConsumerObserver,
+  errorMessageOf,
+  KafkaMonitor,
+  MessageOutcome,
+  PartitionLag,
+  retryTopicOf,
+} from '@app/messaging';
+import { ConsumerServers } from './consumer-servers';
+import { isContributor, isMetricsContributor } from './contributor';
+
+const HANDLER_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
+const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * The app's Prometheus registry: process defaults, HTTP request durations, consumer outcomes and handler durations
+ * (fed by the consumer servers as messages finish), consumer lag and retry backlog (asked of the broker when
+ * scraped), and whatever contributors add (the outbox's pending rows).
+ */
+@Injectable()
+export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap {
+  private readonly log = new Logger(RuntimeMetrics.name);
+  readonly registry = new Registry();
+  private readonly messages: Counter<'group' | 'event_type' | 'outcome'>;
+  private readonly handlerSeconds: Histogram<'group' | 'event_type' | 'outcome'>;
+  private readonly httpSeconds: Histogram<'method' | 'route' | 'status'>;
+  /** One broker round per scrape, shared by the lag and backlog gauges. */
+  private lagSnapshot?: { at: number; rows: Promise<PartitionLag[]> };
+
+  constructor(
+    private readonly servers: ConsumerServers,
+    private readonly monitor: KafkaMonitor,
+    private readonly discovery: DiscoveryService,
+  ) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.messages = new Counter({
+      name: 'kafka_consumer_messages_total',
+      help: 'Messages finished by consumer group, event type and outcome (handled, duplicate, retried, dead-lettered, failed, skipped)',
+      labelNames: ['group', 'event_type', 'outcome'],
+      registers,
+    });
+    this.handlerSeconds = new Histogram({
+      name: 'kafka_consumer_handler_duration_seconds',
+      help: 'Time a handler ran (inbox included), by consumer group, event type and outcome',
+      labelNames: ['group', 'event_type', 'outcome'],
+      buckets: HANDLER_BUCKETS,
+      registers,
+    });
+    this.httpSeconds = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by method, matched route and status code',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    const lag: Gauge<string> = new Gauge({
+      name: 'kafka_consumer_group_lag',
+      help: 'Messages between the group’s committed offset and the high watermark, per topic and partition',
+      labelNames: ['group', 'topic', 'partition'],
+      registers,
+      collect: async () => {
+        lag.reset();
+        for (const row of await this.lag()) {
+          lag.set({ group: row.group, topic: row.topic, partition: String(row.partition) }, row.lag);
+        }
+      },
+    });
+    const backlog: Gauge<string> = new Gauge({
+      name: 'kafka_consumer_retry_backlog',
+      help: 'Messages waiting on the group’s retry topic',
+      labelNames: ['group'],
+      registers,
+      collect: async () => {
+        backlog.reset();
+        const rows = await this.lag();
+        for (const server of this.servers.all()) {
+          if (server.consumerStatus().groupKind !== 'durable') continue;
+          const group = server.consumerStatus().consumerGroup;
+          const retry = retryTopicOf(group);
+          const waiting = rows.filter((r) => r.group === group && r.topic === retry).reduce((n, r) => n + r.lag, 0);
+          backlog.set({ group }, waiting);
+        }
+      },
+    });
+    const reachable: Gauge<string> = new Gauge({
+      name: 'kafka_cluster_reachable',
+      help: '1 when the last probe of the Kafka cluster answered in time, else 0',
+      registers,
+      collect: () => {
+        reachable.set(this.monitor.brokerStatus().reachable ? 1 : 0);
+      },
+    });
+    const assigned: Gauge<string> = new Gauge({
+      name: 'kafka_consumer_assigned_partitions',
+      help: 'Partitions assigned to this replica, by consumer group',
+      labelNames: ['group'],
+      registers,
+      collect: () => {
+        assigned.reset();
+        for (const server of this.servers.all()) {
+          const { consumerGroup, membership } = server.consumerStatus();
+          const count =
+            membership.state === 'joined'
+              ? Object.values(membership.assigned).reduce((n, partitions) => n + partitions.length, 0)
+              : 0;
+          assigned.set({ group: consumerGroup }, count);
+        }
+      },
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    for (const wrapper of this.discovery.getProviders()) {
+      const instance: unknown = wrapper.instance;
+      if (!isContributor(instance)) continue;
+      if (isMetricsContributor(instance)) instance.registerMetrics(this.registry);
+    }
+  }
+
+  message(group: string, eventType: string, outcome: MessageOutcome, handlerSeconds?: number): void {
+    this.messages.inc({ group, event_type: eventType, outcome });
+    if (handlerSeconds !== undefined)
+      this.handlerSeconds.observe({ group, event_type: eventType, outcome }, handlerSeconds);
+  }
+
+  /** Express middleware timing every request; the route label is the matched route pattern, never the raw path. */
+  httpMiddleware() {
+    return (request: Request, response: Response, next: NextFunction): void => {
+      const end = this.httpSeconds.startTimer();
+      response.on('finish', () => {
+        const route = (request.route as { path?: string } | undefined)?.path;
+        end({
+          method: request.method,
+          route: route ? `${request.baseUrl}${route}` : '(unmatched)',
+          status: String(response.statusCode),
+        });
+      });
+      next();
+    };
+  }
+
+  private lag(): Promise<PartitionLag[]> {
+    const now = Date.now();
+    if (this.lagSnapshot && now - this.lagSnapshot.at < 1000) return this.lagSnapshot.rows;
+    const rows = (async () => {
+      const all: PartitionLag[] = [];
+      for (const server of this.servers.all()) {
+        const status = server.consumerStatus();
+        if (status.topics.length === 0) continue;
+        try {
+          all.push(...(await this.monitor.groupLag(status.groupId, status.topics, server.fromEarliest)));
+        } catch (error) {
+          // Left out rather than stale: a missing series says "unknown", an old number would lie.
+          this.log.debug(`lag of ${status.groupId} unavailable: ${errorMessageOf(error)}`);
+        }
+      }
+      // A per-instance group's id is unique to the process: report it under its declared name.
+      return all.map((row) => ({ ...row, group: this.declaredName(row.group) }));
+    })();
+    this.lagSnapshot = { at: now, rows };
+    return rows;
+  }
+
+  private declaredName(groupId: string): string {
+    const server = this.servers.all().find((s) => s.groupId === groupId);
+    return server?.consumerStatus().consumerGroup ?? groupId;
+  }
+}

@@ -1,0 +1,194 @@
+import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
+import type { z } from 'zod';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DataSource } from 'typeorm';
+import {
+  AppConfigModule,
+  ConsumerConfig,
+  exitOnSignals,
+  HttpConfig,
+  InboxConfig,
+  KafkaConfig,
+  loadConfigOrExit,
+  LogLevelName,
+  logLevels,
+  runMain,
+} from '@app/config';
+import {
+  ClaimInbox,
+  EventProducer,
+  InboxStore,
+  KAFKA,
+  KafkaEventServer,
+  MessagingModule,
+  NoInbox,
+  ResolvedConsumer,
+  resolveConsumers,
+  retryPolicyOf,
+  TypeOrmInbox,
+} from '@app/messaging';
+import { ConsumerServers } from './consumer-servers';
+import { RuntimeModule } from './runtime.module';
+import { RuntimeMetrics } from './runtime-metrics';
+import type { Kafka } from 'kafkajs';
+
+/** What the runtime reads from every app's config. */
+export type RuntimeConfig = KafkaConfig &
+  ConsumerConfig &
+  HttpConfig &
+  Partial<InboxConfig> & { LOG_LEVEL: LogLevelName };
+
+/** An app's config schema: a zod object whose output includes RuntimeConfig and SHUTDOWN_TIMEOUT_MS. */
+type ConfigSchema = z.ZodObject;
+
+/** What makes an app: its name, its config schema and its module. main.ts runs it; tests start it the same way. */
+export interface AppDefinition<S extends ConfigSchema = ConfigSchema> {
+  /** The Kafka client id, the default consumer group and the `app` of its health answer. */
+  name: string;
+  schema: S;
+  /**
+   * The app's own module for a config: its database, providers and controllers. Config and messaging come with the
+   * runtime. Its `@EventConsumer` controllers decide what the app consumes.
+   */
+  module(config: z.infer<S>): DynamicModule;
+  /** Largest JSON body accepted (default 16kb). */
+  jsonLimit?: string;
+  /** See RuntimeOptions.kafkaRequiredForReady (default true). */
+  kafkaRequiredForReady?: boolean;
+}
+
+export function defineApp<S extends ConfigSchema>(definition: AppDefinition<S>): AppDefinition<S> {
+  return definition;
+}
+
+export interface RunningApp {
+  app: INestApplication;
+  /** One Kafka consumer server per `@EventConsumer` class, in the order the classes were found. */
+  servers: KafkaEventServer[];
+  /** The first (for most apps the only) consumer server. */
+  server: KafkaEventServer;
+  /** Where the HTTP server listens. */
+  url: string;
+}
+
+type ModuleLike = DynamicModule | Type | Promise<DynamicModule> | { forwardRef: () => unknown } | undefined;
+
+/** Controller classes of a module tree: where `@EventConsumer` classes live. */
+export function controllersOf(root: ModuleLike, seen = new Set<unknown>()): Type[] {
+  if (!root || seen.has(root) || root instanceof Promise || 'forwardRef' in root) return [];
+  seen.add(root);
+  const dynamic = typeof root === 'function' ? undefined : root;
+  const moduleClass = typeof root === 'function' ? root : root.module;
+  const controllers: Type[] = [
+    ...((Reflect.getMetadata('controllers', moduleClass) as Type[] | undefined) ?? []),
+    ...(dynamic?.controllers ?? []),
+  ];
+  const imports: ModuleLike[] = [
+    ...((Reflect.getMetadata('imports', moduleClass) as ModuleLike[] | undefined) ?? []),
+    ...((dynamic?.imports as ModuleLike[] | undefined) ?? []),
+  ];
+  for (const imported of imports) controllers.push(...controllersOf(imported, seen));
+  return [...new Set(controllers)];
+}
+
+function inboxOf(app: INestApplication, config: Partial<InboxConfig>, consumer: ResolvedConsumer): InboxStore {
+  switch (consumer.inbox) {
+    case 'transactional':
+      return new TypeOrmInbox(app.get(DataSource), config.INBOX_LOCK_TIMEOUT_MS);
+    case 'claim':
+      return new ClaimInbox(app.get(DataSource), consumer.claim!);
+    case 'none':
+      return new NoInbox();
+  }
+}
+
+/**
+ * Boots an app the one way every app boots: a Nest HTTP application (health, readiness, metrics, and the app's own
+ * routes) with one Kafka consumer server per `@EventConsumer` class connected as a hybrid microservice. Consumer
+ * options are validated before anything connects. Resolves once the HTTP server listens and every consumer runs.
+ * `app.close()` stops HTTP, drains in-flight messages and commits, then closes the producer and database.
+ */
+export async function startApp<S extends ConfigSchema>(
+  definition: AppDefinition<S>,
+  config: z.infer<S>,
+): Promise<RunningApp> {
+  const { name } = definition;
+  const own = definition.module(config);
+  const settings = config as unknown as RuntimeConfig;
+  const consumers = resolveConsumers(controllersOf(own), config, name);
+
+  @Module({})
+  class AppRoot {}
+  const app = await NestFactory.create<NestExpressApplication>(
+    {
+      module: AppRoot,
+      imports: [
+        AppConfigModule.forRoot(config),
+        MessagingModule.forRoot({ clientId: name }),
+        own,
+        RuntimeModule.forRoot({ app: name, kafkaRequiredForReady: definition.kafkaRequiredForReady ?? true }),
+      ],
+    },
+    { logger: logLevels(settings.LOG_LEVEL) },
+  );
+  try {
+    const metrics = app.get(RuntimeMetrics);
+    app.use(metrics.httpMiddleware());
+    app.useBodyParser('json', { limit: definition.jsonLimit ?? '16kb' });
+
+    const registry = app.get(ConsumerServers);
+    const servers = consumers.map((consumer) => {
+      const server = new KafkaEventServer({
+        consumerGroup: consumer.group,
+        groupKind: consumer.kind,
+        startFrom: consumer.startFrom,
+        transportId: consumer.transportId,
+        observer: metrics,
+        topics: { partitions: settings.KAFKA_TOPIC_PARTITIONS, replicationFactor: settings.KAFKA_REPLICATION_FACTOR },
+        concurrency: consumer.concurrency ?? settings.CONSUMER_CONCURRENCY,
+        retry: retryPolicyOf(settings),
+        sessionTimeoutMs: settings.CONSUMER_SESSION_TIMEOUT_MS,
+        heartbeatIntervalMs: settings.CONSUMER_HEARTBEAT_INTERVAL_MS,
+        inboxRetentionHours: consumer.inbox === 'transactional' ? (settings.INBOX_RETENTION_HOURS ?? 0) : 0,
+      });
+      server.attach({
+        kafka: app.get<Kafka>(KAFKA),
+        producer: app.get(EventProducer),
+        inbox: inboxOf(app, settings, consumer),
+      });
+      app.connectMicroservice({ strategy: server });
+      registry.add(server);
+      return server;
+    });
+
+    // HTTP first: /health/live answers and /health/ready says "joining" while the consumers join their groups.
+    await app.listen(settings.PORT, settings.HOST);
+    await app.startAllMicroservices();
+    const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    return { app, servers, server: servers[0], url };
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * An app's `main.ts` in one call: validated config (a bad value stops the boot with every problem named), the app
+ * booted by `boot`, SIGTERM/SIGINT draining it, and one line saying where it listens and what it consumes.
+ */
+export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): void {
+  const { name } = definition;
+  runMain(name, async () => {
+    const config = loadConfigOrExit(name, definition.schema);
+    const { app, servers, url } = await startApp(definition, config);
+    exitOnSignals(name, app, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS);
+    const groups = servers.map((s) => {
+      const { consumerGroup, groupKind, topics } = s.consumerStatus();
+      return topics.length > 0
+        ? `group ${consumerGroup} (${groupKind}) on ${topics.join(', ')}`
+        : `group ${consumerGroup} (idle)`;
+    });
+    return `listening on ${url}; ${groups.length > 0 ? `consuming as ${groups.join('; ')}` : 'no consumers'}`;
+  });
+}
