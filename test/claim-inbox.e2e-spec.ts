@@ -1,8 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { ensureDatabase } from '@app/database';
-import { ClaimInbox, ClaimLostError, createClaimTable, InboxBusyError, InboxKey } from '@app/messaging';
+import { Client } from 'pg';
+import { ALL_TOPICS } from '@app/contracts';
+import {
+  ClaimInbox,
+  ClaimLostError,
+  createClaimTable,
+  ensureTopics,
+  InboxBusyError,
+  InboxKey,
+  retryTopicOf,
+} from '@app/messaging';
+import { testKafka } from './support/broker';
+import { ChildApp } from './support/child-app';
 import { TEST_DATABASE_URL } from './support/env';
+import { EmailEvents, startGroupAtEnd, waitForDrained } from './support/kafka';
+import { waitFor } from './support/wait';
 
 /** The claim-mode inbox against PostgreSQL: once, never twice at the same time, again after an owner died. */
 describe('claim-mode inbox', () => {
@@ -122,5 +136,96 @@ describe('claim-mode inbox', () => {
     });
     await expect(running).rejects.toBeInstanceOf(ClaimLostError);
     expect(await row(k)).toMatchObject({ owner: 'other', completed: false });
+  });
+});
+
+/**
+ * The whole path with a real broker: a claim-mode worker process is SIGKILLed mid-job. Its partner in the group
+ * gets the event after the session timeout, finds the dead worker's lease still live and waits, then runs the job
+ * once the lease has expired — twice in all, never at the same time, completed once.
+ */
+describe('claim-mode consumer: a worker killed mid-job', () => {
+  const suffix = randomUUID().slice(0, 8);
+  const schema = `claim_worker_${suffix}`;
+  const group = `claim-worker-${suffix}`;
+  const events = new EmailEvents();
+  const db = new Client({ connectionString: TEST_DATABASE_URL });
+  const workers: ChildApp[] = [];
+  const worker = (name: string, jobMs: number) =>
+    new ChildApp('test/fixtures/claim-worker.ts', `${group}-${name}`, {
+      CLAIM_SCHEMA: schema,
+      CLAIM_GROUP: group,
+      WORKER: name,
+      LEASE_MS: '15000',
+      JOB_MS: String(jobMs),
+      CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      CONSUMER_HEARTBEAT_INTERVAL_MS: '1000',
+    });
+
+  beforeAll(async () => {
+    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
+    await startGroupAtEnd(group, 'emails');
+    await ensureDatabase(TEST_DATABASE_URL);
+    await db.connect();
+  });
+
+  afterAll(async () => {
+    for (const w of workers) await w.stop('SIGKILL');
+    await events.close();
+    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await db.end();
+  });
+
+  it('runs the job again after the lease expires, once, and never beside the dead run', async () => {
+    const first = worker('first', 600_000);
+    workers.push(first);
+    await first.start(`consuming as group ${group}`);
+    const [job] = await events.publish(1, group);
+    const eventId = job.headers.ce_id;
+    const runs = async () =>
+      (
+        await db.query<{ worker: string; started_at: Date; finished_at: Date | null }>(
+          `SELECT worker, started_at, finished_at FROM "${schema}".job_runs WHERE event_id = $1 ORDER BY started_at`,
+          [eventId],
+        )
+      ).rows;
+    await waitFor('the first worker to start the job', async () => (await runs()).length === 1);
+
+    first.signal('SIGKILL');
+    await waitFor('the first worker to die', () => !first.running);
+    const [claim] = (
+      await db.query<{ owner: string; lease_until: Date }>(
+        `SELECT owner, lease_until FROM "${schema}".claims WHERE event_id = $1`,
+        [eventId],
+      )
+    ).rows;
+    // The dead worker's lease holds for up to LEASE_MS more: long past the group's session timeout.
+    expect(claim.lease_until.getTime()).toBeGreaterThan(Date.now() + 5000);
+
+    const second = worker('second', 500);
+    workers.push(second);
+    await second.start(`consuming as group ${group}`);
+    await waitFor('the second worker to finish the job', async () => (await runs()).some((r) => r.finished_at), {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
+    await waitForDrained(group, ['emails', retryTopicOf(group)]);
+
+    const all = await runs();
+    expect(all.map((r) => [r.worker, r.finished_at !== null])).toEqual([
+      ['first', false],
+      ['second', true],
+    ]);
+    // Not while the dead worker's lease was live: the second run began after it ran out.
+    expect(all[1].started_at.getTime()).toBeGreaterThanOrEqual(claim.lease_until.getTime());
+    const [after] = (
+      await db.query<{ runs: number; completed: boolean }>(
+        `SELECT runs, completed_at IS NOT NULL AS completed FROM "${schema}".claims WHERE event_id = $1`,
+        [eventId],
+      )
+    ).rows;
+    expect(after).toEqual({ runs: 2, completed: true });
+    // It waited on a retry, without spending the attempts a failing job has.
+    expect(second.printed).not.toMatch(/dead-letter|→ .*\.dlt/);
   });
 });

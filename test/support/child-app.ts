@@ -16,11 +16,21 @@ export class ChildApp {
   exitCode: number | null = null;
   exitSignal: NodeJS.Signals | null = null;
 
+  /**
+   * `app` is a built app's name, or a path (from the project root) to a TypeScript entry run through
+   * @swc-node/register, such as a test fixture.
+   */
   constructor(
     private readonly app: string,
     private readonly name: string,
     private readonly overrides: Record<string, string>,
   ) {}
+
+  private get command(): string[] {
+    return this.app.endsWith('.ts')
+      ? ['-r', '@swc-node/register', join(root, this.app)]
+      : [join(root, `dist/apps/${this.app}/apps/${this.app}/src/main.js`)];
+  }
 
   async start(readyText: string): Promise<void> {
     const logs = join(root, '.run', 'test-logs');
@@ -29,7 +39,7 @@ export class ChildApp {
     this.output = '';
     this.exitCode = null;
     this.exitSignal = null;
-    const child = spawn(process.execPath, [join(root, `dist/apps/${this.app}/apps/${this.app}/src/main.js`)], {
+    const child = spawn(process.execPath, this.command, {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', ...appEnv({ LOG_LEVEL: 'warn', ...this.overrides }) },
       stdio: ['ignore', 'pipe', 'pipe'],

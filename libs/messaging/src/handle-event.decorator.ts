@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, RpcExceptionFilter, UseFilters } from '@nestjs/common';
-import { EventPattern } from '@nestjs/microservices';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { Observable, throwError } from 'rxjs';
 import type { EventOf, EventType } from '@app/contracts';
 import type { ConsumeContext } from './consume-context';
@@ -18,13 +18,17 @@ export class PassThroughEventErrorsFilter implements RpcExceptionFilter<unknown>
 type EventHandler<T extends EventType> = (event: EventOf<T>, context: ConsumeContext) => Promise<void> | void;
 
 /**
- * Marks a method as the handler of one event type. The type parameter ties the method's signature to the
- * contract: a handler taking another event's payload does not compile.
+ * Marks a method as the handler of one event type, called with `(event, context: ConsumeContext)`. The type
+ * parameter ties the method's signature to the contract: a handler taking another event's payload does not compile.
  */
 export function HandleEvent<T extends EventType>(type: T) {
   return <H extends EventHandler<T>>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<H>) => {
     const untyped = descriptor as unknown as TypedPropertyDescriptor<(...args: unknown[]) => unknown>;
     EventPattern(type)(target, key, untyped);
     UseFilters(PassThroughEventErrorsFilter)(target, key, untyped);
+    // Without parameter decorators Nest hands an event handler its payload alone: pass the context as the second
+    // argument too, so `context.heartbeat()` and `context.transaction` work without @Payload()/@Ctx() on every handler.
+    Payload()(target, key, 0);
+    Ctx()(target, key, 1);
   };
 }
