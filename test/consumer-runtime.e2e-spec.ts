@@ -109,3 +109,64 @@ describe('consumer runtime: per-instance groups', () => {
     }
   });
 });
+
+describe('consumer runtime: consumer classes of different kinds in one app', () => {
+  const events = new EmailEvents();
+  let running: RunningApp | undefined;
+
+  afterAll(async () => {
+    await running?.app.close();
+    await events.close();
+  });
+
+  it('runs one server per class, each with its own handlers, and reports both in readiness', async () => {
+    const name = `mixed-${randomUUID().slice(0, 8)}`;
+    const [durableSeen, liveSeen] = [new Seen(), new Seen()];
+    @EventConsumer({ group: `${name}-durable`, inbox: 'none', startFrom: 'latest' })
+    @Controller()
+    class Durable {
+      @HandleEvent('email.requested.v1')
+      on(event: EventOf<'email.requested.v1'>): void {
+        durableSeen.addresses.push(event.data.to);
+      }
+    }
+    @EventConsumer({ group: `${name}-live`, kind: 'per-instance' })
+    @Controller()
+    class Live {
+      @HandleEvent('email.requested.v1')
+      on(event: EventOf<'email.requested.v1'>): void {
+        liveSeen.addresses.push(event.data.to);
+      }
+    }
+    @Module({ controllers: [Durable, Live] })
+    class MixedModule {}
+    const definition = defineApp({
+      name: 'mixed',
+      schema: kafkaAppConfigSchema(0),
+      module: () => ({ module: MixedModule }),
+    });
+    running = await startApp(definition, loadConfig('mixed', kafkaAppConfigSchema(0), appEnv()));
+    expect(running.servers.map((s) => s.consumerStatus().groupKind)).toEqual(['durable', 'per-instance']);
+    await waitFor('both groups to hold their partitions', () =>
+      running?.servers.every((s) => s.consumerStatus().membership.state === 'joined'),
+    );
+    const ready = (await (await fetch(`${running.url}/health/ready`)).json()) as {
+      details: Record<string, { status: string }>;
+    };
+    expect(ready.details[`consumer:${name}-durable`].status).toBe('up');
+    expect(ready.details[`consumer:${name}-live`].status).toBe('up');
+
+    const records = await events.publish(10, name);
+    const sent = records.map((r) => (JSON.parse(r.value) as { data: { to: string } }).data.to).sort();
+    await waitFor(
+      'every event at both classes',
+      () => durableSeen.addresses.length >= 10 && liveSeen.addresses.length >= 10,
+    );
+    // Each class's handler ran once per event: had both servers registered both classes, one would see none or twice.
+    await waitFor('the durable group to commit', () =>
+      running?.servers[0].consumerStatus().stats.handled === 10 ? true : undefined,
+    );
+    expect([...durableSeen.addresses].sort()).toEqual(sent);
+    expect([...liveSeen.addresses].sort()).toEqual(sent);
+  });
+});
