@@ -39,6 +39,14 @@ async function metricsOf(base: string): Promise<MetricFamily[]> {
   return parseExposition(await response.text());
 }
 
+function postUser(base: string, body: unknown): Promise<Response> {
+  return fetch(`${base}/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
 /** Lag per partition of `topic` for `group`, from an app's /metrics. */
 async function lagOf(base: string, group: string, topic: string): Promise<Map<number, number>> {
   const families = await metricsOf(base);
@@ -86,17 +94,13 @@ describe('health, readiness and metrics', () => {
     expect(apps).toHaveLength(5);
     // Some traffic first, so the request and consumer metrics have series: a registration, a bad one, a stray path.
     const address = `${group}-metrics@example.com`;
-    const created = await fetch(`${api.url}/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: address, username: `${group}-m`, password: 'correct horse battery' }),
+    const created = await postUser(api.url, {
+      email: address,
+      username: `${group}-m`,
+      password: 'correct horse battery',
     });
     expect(created.status).toBe(201);
-    const invalid = await fetch(`${api.url}/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{}',
-    });
+    const invalid = await postUser(api.url, {});
     expect(invalid.status).toBe(400);
     expect((await fetch(`${api.url}/no/such/path/${randomUUID()}`)).status).toBe(404);
     await waitFor('the welcome email', () => smtp.received.some((m) => m.to.includes(address)));
@@ -182,10 +186,10 @@ describe('health, readiness and metrics', () => {
       expect(apiReady.status).toBe(200);
       expect(apiReady.body.details.kafka.status).toBe('degraded');
       const address = `${group}-outage@example.com`;
-      const during = await fetch(`${api.url}/users`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ email: address, username: `${group}-o`, password: 'correct horse battery' }),
+      const during = await postUser(api.url, {
+        email: address,
+        username: `${group}-o`,
+        password: 'correct horse battery',
       });
       expect(during.status).toBe(201);
       expect(sampleOf(await metricsOf(email.url), 'kafka_cluster_reachable')).toBe(0);
