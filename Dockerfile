@@ -11,6 +11,8 @@ COPY scripts/apps.js ./scripts/
 RUN for app in $(node scripts/apps.js); do npx nest build "$app"; done
 
 FROM node:24-bookworm-slim AS runtime
+# Each app listens on its own PORT (3000–3004 by default) for its routes, /health/live, /health/ready and /metrics.
+EXPOSE 3000 3001 3002 3003 3004
 # ffmpeg/ffprobe for the video-processor; tini so SIGTERM reaches node and the consumers drain before exit.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends ffmpeg tini \

@@ -264,6 +264,10 @@ describe('registration → welcome email', () => {
         if (response.status === 429) expect(await response.json()).toMatchObject({ code: 'REQUEST.RATE_LIMITED' });
       }
       expect(statuses).toEqual([404, 404, 429]);
+      // Probes and scrapes are not clients: they still answer once a client is limited.
+      for (const path of ['/health', '/health/live', '/health/ready', '/metrics']) {
+        expect((await fetch(`${limited.url}${path}`)).status).toBe(200);
+      }
     } finally {
       await limited.app.close();
     }

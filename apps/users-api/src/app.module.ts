@@ -13,6 +13,8 @@ import { SCHEMA } from './schema';
 import { User } from './users/user.entity';
 import { UsersModule } from './users/users.module';
 
+const isOperationsPath = (path = '') => path === '/metrics' || path === '/health' || path.startsWith('/health/');
+
 @Module({})
 export class AppModule {
   static register(config: UsersApiConfig): DynamicModule {
@@ -26,7 +28,11 @@ export class AppModule {
           applicationName: 'users-api',
         }),
         OutboxModule.forRoot({ schema: SCHEMA }),
-        ThrottlerModule.forRoot([{ name: 'default', ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }]),
+        ThrottlerModule.forRoot({
+          throttlers: [{ name: 'default', ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }],
+          // Probes and scrapes are not clients: a load balancer's health checks must not eat a client's budget.
+          skipIf: (context) => isOperationsPath(context.switchToHttp().getRequest<{ path?: string }>().path),
+        }),
         UsersModule,
       ],
       controllers: [HealthController],

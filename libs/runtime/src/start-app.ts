@@ -189,6 +189,6 @@ export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): vo
         ? `group ${consumerGroup} (${groupKind}) on ${topics.join(', ')}`
         : `group ${consumerGroup} (idle)`;
     });
-    return `listening on ${url}; ${groups.length > 0 ? `consuming as ${groups.join('; ')}` : 'no consumers'}`;
+    return `listening on ${url} ${groups.length > 0 ? `and consuming as ${groups.join('; ')}` : '(no consumers)'}`;
   });
 }
