@@ -83,12 +83,13 @@ async function main(): Promise<void> {
       const { id } = (await response.json()) as { id: string };
       await until(`the email to ${address}`, () => smtp.accepted.has(address));
       if (i < 0) continue; // warm-up
-      // The inbox row commits just after the SMTP server accepted: wait for it.
-      let rows: { committed: Date; published: Date; handled: Date }[] = [];
-      for (let tries = 0; rows.length === 0; tries++) {
+      // The inbox row commits just after the SMTP server accepted, and the relay marks the row published after the
+      // broker's ack, which can come after the email went out: wait for both.
+      let rows: { committed: Date; published: Date | null; handled: Date }[] = [];
+      for (let tries = 0; rows.length === 0 || rows[0].published === null; tries++) {
         if (tries > 200) throw new Error(`no inbox row for user ${id}`);
         if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-        ({ rows } = await db.query<{ committed: Date; published: Date; handled: Date }>(
+        ({ rows } = await db.query<{ committed: Date; published: Date | null; handled: Date }>(
           `SELECT o.created_at AS committed, o.published_at AS published, i.processed_at AS handled
              FROM users_api.outbox o JOIN email_service.inbox i ON i.event_id = o.event_id AND i.consumer_group = $2
             WHERE o.message_key = $1 AND o.event_type = 'email.requested.v1'`,
@@ -96,7 +97,8 @@ async function main(): Promise<void> {
         ));
       }
       const acceptedAt = smtp.accepted.get(address) as number;
-      const { committed, published, handled } = rows[0];
+      const { committed, handled } = rows[0];
+      const published = rows[0].published as Date;
       samples.push({
         total: acceptedAt - answeredAt,
         relay: published.getTime() - committed.getTime(),
