@@ -98,7 +98,7 @@ async function main(): Promise<void> {
       }
       const acceptedAt = smtp.accepted.get(address) as number;
       const { committed, handled } = rows[0];
-      const published = rows[0].published as Date;
+      const published = rows[0].published;
       samples.push({
         total: acceptedAt - answeredAt,
         relay: published.getTime() - committed.getTime(),

@@ -225,7 +225,8 @@ describe('claim-mode consumer: a worker killed mid-job', () => {
       )
     ).rows;
     expect(after).toEqual({ runs: 2, completed: true });
-    // It waited on a retry, without spending the attempts a failing job has.
+    // It waited on retries without spending attempts: 6 attempts of at most 2 s backoff each would have run out
+    // (and dead-lettered the job) well inside the 15 s lease.
     expect(second.printed).not.toMatch(/dead-letter|→ .*\.dlt/);
   });
 });

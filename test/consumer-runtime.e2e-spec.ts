@@ -75,7 +75,8 @@ describe('consumer runtime: per-instance groups', () => {
       });
       await waitFor(
         'both instances to be fetching',
-        () => a.server.stats.groupJoins > 0 && b.server.stats.groupJoins > 0,
+        // A new group starting at the latest offset resolves that offset on its first fetch after the join.
+        () => [a, b].every((app) => app.server.stats.groupJoins > 0 && app.server.stats.fetches > 0),
       );
 
       const addressOf = (value: string) => (JSON.parse(value) as { data: { to: string } }).data.to;
@@ -148,7 +149,7 @@ describe('consumer runtime: consumer classes of different kinds in one app', () 
     running = await startApp(definition, loadConfig('mixed', kafkaAppConfigSchema(0), appEnv()));
     expect(running.servers.map((s) => s.consumerStatus().groupKind)).toEqual(['durable', 'per-instance']);
     await waitFor('both groups to hold their partitions', () =>
-      running?.servers.every((s) => s.consumerStatus().membership.state === 'joined'),
+      running?.servers.every((s) => s.consumerStatus().membership.state === 'joined' && s.stats.fetches > 0),
     );
     const ready = (await (await fetch(`${running.url}/health/ready`)).json()) as {
       details: Record<string, { status: string }>;

@@ -190,7 +190,16 @@ describe('health, readiness and metrics', () => {
       expect(down.body.error?.kafka.status).toBe('down');
       expect(down.body.error?.[`consumer:${group}`]).toMatchObject({ status: 'down', reason: expect.any(String) });
       // Every consumer app fails readiness; users-api keeps taking registrations (the outbox holds their events).
-      for (const app of apps.slice(2)) expect((await get(`${app.url}/health/ready`)).status).toBe(503);
+      for (const app of apps.slice(2)) {
+        // Each app probes on its own timer.
+        await waitFor(
+          `${app.url} readiness to fail`,
+          async () => (await get(`${app.url}/health/ready`)).status === 503,
+          {
+            timeoutMs: 15_000,
+          },
+        );
+      }
       const apiReady = await get(`${api.url}/health/ready`);
       expect(apiReady.status).toBe(200);
       expect(apiReady.body.details.kafka.status).toBe('degraded');
@@ -274,7 +283,11 @@ describe('health, readiness and metrics', () => {
       const started = Date.now();
       await waitFor(
         'lag to fall to 0 once the frozen member is out of the group',
-        async () => [...(await lagOf(watcher.url, lagGroup, 'emails')).values()].every((v) => v === 0),
+        async () => {
+          // All three partitions reported (a missing series means unknown, not 0) and each at 0.
+          const lag = await lagOf(watcher.url, lagGroup, 'emails');
+          return lag.size === 3 && [...lag.values()].every((v) => v === 0);
+        },
         { timeoutMs: 60_000, intervalMs: 250 },
       );
       const fell = Date.now() - started;

@@ -15,7 +15,8 @@ export interface MetricFamily {
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const LABEL_VALUE = '"((?:[^"\\\\\\n]|\\\\[\\\\"n])*)"';
 const LABEL = `([a-zA-Z_][a-zA-Z0-9_]*)=${LABEL_VALUE}`;
-const VALUE = '([-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?Inf|NaN)';
+// Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes "Nan").
+const VALUE = '([-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?[iI][nN][fF]|[nN][aA][nN])';
 const SAMPLE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL})(?:,${LABEL})*,?)?\\})? ${VALUE}(?: -?\\d+)?$`);
 const META = new RegExp(`^# (HELP|TYPE) (${NAME})(?: (.*))?$`);
 const TYPES = ['counter', 'gauge', 'histogram', 'summary', 'untyped'];
@@ -56,7 +57,14 @@ export function parseExposition(text: string): MetricFamily[] {
     const match = SAMPLE.exec(line);
     if (!match) throw fail('not exposition format');
     const [, name, labelText = ''] = match;
-    const value = Number(match[match.length - 1].replace(/^\+?Inf$/, 'Infinity').replace(/^-Inf$/, '-Infinity'));
+    const raw = match[match.length - 1].toLowerCase();
+    const value = raw.endsWith('inf')
+      ? raw.startsWith('-')
+        ? -Infinity
+        : Infinity
+      : raw === 'nan'
+        ? NaN
+        : Number(raw);
     const labels: Record<string, string> = {};
     for (const pair of labelText.matchAll(new RegExp(LABEL, 'g'))) labels[pair[1]] = pair[2];
     const base = name.replace(/_(bucket|sum|count)$/, '');

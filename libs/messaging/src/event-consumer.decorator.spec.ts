@@ -111,3 +111,19 @@ describe('@EventConsumer options, checked at boot', () => {
     expect(resolveConsumers([Plain], {}, 'app')).toEqual([]);
   });
 });
+
+describe('@EventConsumer and inheritance', () => {
+  it('refuses handlers a consumer class inherits, which could not be routed to its group alone', () => {
+    @Controller()
+    class Base {
+      @HandleEvent('email.requested.v1')
+      send(_event: EventOf<'email.requested.v1'>): void {}
+    }
+    @EventConsumer({ group: 'derived' })
+    @Controller()
+    class Derived extends Base {}
+    expect(() => resolveConsumers([Derived], {}, 'app')).toThrow(
+      'Derived inherits @HandleEvent methods (send): declare handlers on the consumer class itself',
+    );
+  });
+});

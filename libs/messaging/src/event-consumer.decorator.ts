@@ -94,13 +94,27 @@ export class ConsumerDeclarationError extends Error {
 
 type Constructor = abstract new (...args: never[]) => unknown;
 
+/** The class's own `@HandleEvent` methods. */
 function handlerMethods(target: Constructor): ((...args: unknown[]) => unknown)[] {
-  const prototype = target.prototype as Record<string, unknown>;
+  return handlersOf(target.prototype as object);
+}
+
+function handlersOf(prototype: object): ((...args: unknown[]) => unknown)[] {
   return Object.getOwnPropertyNames(prototype)
     .filter((key) => key !== 'constructor')
     .map((key) => Object.getOwnPropertyDescriptor(prototype, key)?.value as unknown)
     .filter((value): value is (...args: unknown[]) => unknown => typeof value === 'function')
     .filter((method) => Reflect.getMetadata(PATTERN_METADATA, method) !== undefined);
+}
+
+/** Names of `@HandleEvent` methods a class inherits: they cannot be routed to one class's server. */
+function inheritedHandlers(target: Constructor): string[] {
+  const names: string[] = [];
+  for (let p = Object.getPrototypeOf(target.prototype) as object | null; p && p !== Object.prototype;) {
+    names.push(...handlersOf(p).map((method) => method.name));
+    p = Object.getPrototypeOf(p) as object | null;
+  }
+  return names;
 }
 
 /**
@@ -130,6 +144,12 @@ export function EventConsumer<Config = never>(options: EventConsumerOptions<Conf
 export function resolveConsumers<Config>(classes: Constructor[], config: Config, appName: string): ResolvedConsumer[] {
   const resolved: ResolvedConsumer[] = [];
   for (const target of classes) {
+    const inherited = inheritedHandlers(target);
+    if (inherited.length > 0) {
+      throw new ConsumerDeclarationError(
+        `${target.name} inherits @HandleEvent methods (${inherited.join(', ')}): declare handlers on the consumer class itself, so they run in its group only`,
+      );
+    }
     const declared = Reflect.getMetadata(CONSUMER_OPTIONS, target) as
       { options: EventConsumerOptions<Config>; transportId: symbol } | undefined;
     if (!declared) {

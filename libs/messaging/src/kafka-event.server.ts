@@ -77,6 +77,8 @@ export interface ConsumerStats {
   crashes: number;
   /** Per-instance groups: messages whose handler failed or that were invalid, logged and passed over. */
   failed: number;
+  /** Fetch requests answered; after the first one following a join, a new group's start offsets are resolved. */
+  fetches: number;
 }
 
 /**
@@ -140,6 +142,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     groupJoins: 0,
     crashes: 0,
     failed: 0,
+    fetches: 0,
   };
   /** The group id on the broker. */
   readonly groupId: string;
@@ -244,7 +247,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (this.perInstance) {
       // Live fan-out: no retry or dead-letter topics, nothing created on the broker but the group itself.
       await ensureTopics(kafka, sources, this.options.topics);
+      if (this.closing) return;
       await this.runConsumer(kafka, sources);
+      if (await this.closedWhileStarting()) return;
       this.subscribed = sources;
       this.state = 'consuming';
       this.log.log(`consuming ${sources.join(', ')} as per-instance group ${this.groupId}, from the latest offset`);
@@ -254,7 +259,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     await ensureTopics(kafka, [...topics, this.deadLetterTopic], this.options.topics);
     const retentionHours = this.inbox.prune ? (this.options.inboxRetentionHours ?? 0) : 0;
     await checkInboxRetention(kafka, [...topics, this.deadLetterTopic], retentionHours);
+    if (this.closing) return;
     await this.runConsumer(kafka, topics);
+    if (await this.closedWhileStarting()) return;
     this.subscribed = topics;
     this.state = 'consuming';
     this.pruner = startInboxPruning(this.inbox, consumerGroup, retentionHours, this.log);
@@ -277,6 +284,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.stats.groupJoins += 1;
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
+    });
+    consumer.on(consumer.events.FETCH, () => {
+      this.stats.fetches += 1;
     });
     consumer.on(consumer.events.REBALANCING, () => {
       if (consumer === this.consumer) this.setMembership({ state: 'rebalancing', reason: 'the group is rebalancing' });
@@ -303,13 +313,27 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     // Durable: a new group (or a committed offset that fell out of range) starts at the earliest offset.
     // Per-instance: a new group every start, from the latest: it serves what happens while it runs.
     const fromBeginning = this.fromEarliest;
-    await withKafkaRetries('subscribe', () => consumer.subscribe({ topics, fromBeginning }));
+    const sources = topics.filter((topic) => topic !== this.retryTopic);
+    await withKafkaRetries('subscribe', () => consumer.subscribe({ topics: sources, fromBeginning }));
+    // The retry topic always from its start: a retry waiting uncommitted on a partition never committed before must
+    // not be skipped when a rebalance hands the partition to a replica that would otherwise start at the end.
+    if (sources.length < topics.length) {
+      await withKafkaRetries('subscribe', () => consumer.subscribe({ topics: [this.retryTopic], fromBeginning: true }));
+    }
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.options.concurrency ?? 1,
       eachBatch: (payload) => this.handleBatch(payload),
     });
+  }
+
+  /** close() ran while the consumer joined (a sibling server failed to start): it must not stay in the group. */
+  private async closedWhileStarting(): Promise<boolean> {
+    if (!this.closing) return false;
+    await this.consumer?.disconnect().catch(() => undefined);
+    this.consumer = undefined;
+    return true;
   }
 
   /** A new kafkajs consumer in place of one that crashed for good; retried with backoff until it runs or we close. */

@@ -42,14 +42,26 @@ export class KafkaMonitor {
   private admin?: Admin;
   private timer?: NodeJS.Timeout;
   private inFlight = false;
+  private closed = false;
+  private failures = 0;
   private status: BrokerStatus = { reachable: false, since: new Date().toISOString(), error: 'not probed yet' };
 
+  /**
+   * @param intervalMs how often to probe
+   * @param deadlineMs how long one probe may take (connecting included): at least the connect timeout, so a slow
+   *   first TLS/SASL handshake is not a lost cluster
+   * @param failuresToDown consecutive failed probes before the cluster counts as unreachable (one slow answer is not
+   *   an outage); before the first success it is unreachable anyway
+   */
   constructor(
     private readonly kafka: Kafka,
     private readonly intervalMs = 2000,
+    private readonly deadlineMs = Math.max(intervalMs, 3000),
+    private readonly failuresToDown = 2,
   ) {}
 
   private adminClient(): Admin {
+    if (this.closed) throw new Error('the Kafka monitor is closed');
     this.admin ??= this.kafka.admin({ retry: { retries: 0 } });
     return this.admin;
   }
@@ -65,23 +77,24 @@ export class KafkaMonitor {
     return { ...this.status };
   }
 
-  /** One probe; a probe still waiting when the next is due counts as a failure, and no second one is stacked. */
+  /** One probe, bounded by the deadline; none is started while another still waits. */
   async probe(): Promise<BrokerStatus> {
-    if (this.inFlight) {
-      this.record(false, { error: `no answer from the cluster within ${this.intervalMs} ms` });
-      return this.brokerStatus();
-    }
+    if (this.inFlight || this.closed) return this.brokerStatus();
     this.inFlight = true;
     try {
       const admin = this.adminClient();
       const cluster = await withDeadline(
         'broker probe',
-        this.intervalMs,
+        this.deadlineMs,
         admin.connect().then(() => admin.describeCluster()),
       );
+      this.failures = 0;
       this.record(true, { brokers: cluster.brokers.length, controller: cluster.controller });
     } catch (error) {
-      this.record(false, { error: errorMessageOf(error) });
+      this.failures += 1;
+      if (this.failures >= this.failuresToDown || !this.status.reachable) {
+        this.record(false, { error: errorMessageOf(error) });
+      }
     } finally {
       this.inFlight = false;
     }
@@ -135,6 +148,7 @@ export class KafkaMonitor {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.admin?.disconnect().catch(() => undefined);

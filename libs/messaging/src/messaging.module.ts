@@ -57,7 +57,12 @@ export class MessagingModule {
         {
           provide: KafkaMonitor,
           inject: [KAFKA, APP_CONFIG],
-          useFactory: (kafka: Kafka, config: KafkaConfig) => new KafkaMonitor(kafka, config.KAFKA_PROBE_INTERVAL_MS),
+          useFactory: (kafka: Kafka, config: KafkaConfig) =>
+            new KafkaMonitor(
+              kafka,
+              config.KAFKA_PROBE_INTERVAL_MS,
+              Math.max(config.KAFKA_PROBE_INTERVAL_MS, config.KAFKA_CONNECT_TIMEOUT_MS),
+            ),
         },
         MessagingLifecycle,
       ],

@@ -4,6 +4,8 @@ import { DataSource } from 'typeorm';
 import { MetricsContributor, ReadinessContributor, ReadinessReport, RuntimeContributor } from '@app/runtime';
 import { OutboxRelay, OutboxRelayStatus } from './outbox.relay';
 
+const BACKLOG_TIMEOUT_MS = 2000;
+
 export interface OutboxBacklog {
   /** Rows not yet published, parked ones included. */
   pending: number;
@@ -41,10 +43,21 @@ export class OutboxObservability implements ReadinessContributor, MetricsContrib
     return this.relay.status();
   }
 
+  /** backlog(), or a rejection after `ms`: the query itself may go on, nobody waits for it. */
+  private backlogWithin(ms: number): Promise<OutboxBacklog> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.backlog(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`outbox backlog query took over ${ms} ms`)), ms);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
   async readiness(): Promise<ReadinessReport> {
     const relay = this.relay.status();
     try {
-      const backlog = await this.backlog();
+      const backlog = await this.backlogWithin(BACKLOG_TIMEOUT_MS);
       const degraded = relay.failingSince !== null || backlog.parked > 0;
       return { status: degraded ? 'degraded' : 'up', relay, ...backlog };
     } catch (error) {
@@ -59,11 +72,13 @@ export class OutboxObservability implements ReadinessContributor, MetricsContrib
 
   registerMetrics(registry: Registry): void {
     let last: Promise<OutboxBacklog | undefined> | undefined;
-    // One query per scrape for the three gauges.
+    // One query per scrape for the three gauges, bounded: a hung database leaves them out instead of stalling /metrics.
     const read = () => {
-      last ??= this.backlog()
+      last ??= this.backlogWithin(BACKLOG_TIMEOUT_MS)
         .catch(() => undefined)
-        .finally(() => setTimeout(() => (last = undefined), 500).unref());
+        .finally(() => {
+          last = undefined;
+        });
       return last;
     };
     const gauge = (name: string, help: string, pick: (b: OutboxBacklog) => number) => {

@@ -20,6 +20,7 @@ export interface RuntimeOptions {
 }
 
 const DATABASE_TIMEOUT_MS = 2000;
+const CONTRIBUTOR_TIMEOUT_MS = 3000;
 
 function withTimeout<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -70,9 +71,14 @@ export class RuntimeController {
     if (dataSource) checks.unshift(() => this.database(dataSource));
     for (const contributor of this.readinessContributors()) {
       checks.push(async () => {
-        const { status, ...data } = await contributor.readiness();
         const session = this.indicator.check(contributor.readinessKey);
-        return status === 'up' ? session.up(data) : status === 'degraded' ? session.degraded(data) : session.down(data);
+        try {
+          const { status, ...data } = await withTimeout(CONTRIBUTOR_TIMEOUT_MS, contributor.readiness());
+          if (status === 'up') return session.up(data);
+          return status === 'degraded' ? session.degraded(data) : session.down(data);
+        } catch (error) {
+          return session.down({ message: error instanceof Error ? error.message : String(error) });
+        }
       });
     }
     try {
@@ -88,8 +94,8 @@ export class RuntimeController {
   @Get('metrics')
   @Header('cache-control', 'no-store')
   async scrape(@Res() response: Response): Promise<void> {
-    const text = await this.metrics.registry.metrics();
-    response.type(this.metrics.registry.contentType).send(text);
+    const { contentType, text } = await this.metrics.exposition();
+    response.type(contentType).send(text);
   }
 
   private async database(dataSource: DataSource): Promise<HealthIndicatorResult> {

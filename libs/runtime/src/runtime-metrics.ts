@@ -13,6 +13,26 @@ import {
 import { ConsumerServers } from './consumer-servers';
 import { isContributor, isMetricsContributor } from './contributor';
 
+interface GroupLag {
+  rows: PartitionLag[];
+  /** Groups whose lag could be read this round. */
+  read: Set<string>;
+}
+
+let defaults: Registry | undefined;
+
+/**
+ * Process metrics (CPU, memory, event loop, GC) belong to the process, not to an app: collected once, into their
+ * own registry, however many apps a process boots (tests boot several), and merged into each app's exposition.
+ */
+function processRegistry(): Registry {
+  if (!defaults) {
+    defaults = new Registry();
+    collectDefaultMetrics({ register: defaults });
+  }
+  return defaults;
+}
+
 const HANDLER_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -29,7 +49,7 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
   private readonly handlerSeconds: Histogram<'group' | 'event_type' | 'outcome'>;
   private readonly httpSeconds: Histogram<'method' | 'route' | 'status'>;
   /** One broker round per scrape, shared by the lag and backlog gauges. */
-  private lagSnapshot?: { at: number; rows: Promise<PartitionLag[]> };
+  private lagRound?: Promise<GroupLag>;
 
   constructor(
     private readonly servers: ConsumerServers,
@@ -37,7 +57,7 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
     private readonly discovery: DiscoveryService,
   ) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+
     this.messages = new Counter({
       name: 'kafka_consumer_messages_total',
       help: 'Messages finished by consumer group, event type and outcome (handled, duplicate, retried, dead-lettered, failed, skipped)',
@@ -65,7 +85,7 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
       registers,
       collect: async () => {
         lag.reset();
-        for (const row of await this.lag()) {
+        for (const row of (await this.lag()).rows) {
           lag.set({ group: row.group, topic: row.topic, partition: String(row.partition) }, row.lag);
         }
       },
@@ -77,10 +97,10 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
       registers,
       collect: async () => {
         backlog.reset();
-        const rows = await this.lag();
+        const { rows, read } = await this.lag();
         for (const server of this.servers.all()) {
-          if (server.consumerStatus().groupKind !== 'durable') continue;
           const group = server.consumerStatus().consumerGroup;
+          if (server.consumerStatus().groupKind !== 'durable' || !read.has(group)) continue;
           const retry = retryTopicOf(group);
           const waiting = rows.filter((r) => r.group === group && r.topic === retry).reduce((n, r) => n + r.lag, 0);
           backlog.set({ group }, waiting);
@@ -144,30 +164,36 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
     };
   }
 
-  private lag(): Promise<PartitionLag[]> {
-    const now = Date.now();
-    if (this.lagSnapshot && now - this.lagSnapshot.at < 1000) return this.lagSnapshot.rows;
-    const rows = (async () => {
-      const all: PartitionLag[] = [];
-      for (const server of this.servers.all()) {
-        const status = server.consumerStatus();
-        if (status.topics.length === 0) continue;
-        try {
-          all.push(...(await this.monitor.groupLag(status.groupId, status.topics, server.fromEarliest)));
-        } catch (error) {
-          // Left out rather than stale: a missing series says "unknown", an old number would lie.
-          this.log.debug(`lag of ${status.groupId} unavailable: ${errorMessageOf(error)}`);
-        }
-      }
-      // A per-instance group's id is unique to the process: report it under its declared name.
-      return all.map((row) => ({ ...row, group: this.declaredName(row.group) }));
-    })();
-    this.lagSnapshot = { at: now, rows };
-    return rows;
+  /** The registry's text plus the process's default metrics. */
+  async exposition(): Promise<{ contentType: string; text: string }> {
+    const merged = Registry.merge([processRegistry(), this.registry]);
+    return { contentType: merged.contentType, text: await merged.metrics() };
   }
 
-  private declaredName(groupId: string): string {
-    const server = this.servers.all().find((s) => s.groupId === groupId);
-    return server?.consumerStatus().consumerGroup ?? groupId;
+  /** One broker round per scrape, shared by the lag and backlog gauges (collected side by side). */
+  private lag(): Promise<GroupLag> {
+    this.lagRound ??= this.readLag().finally(() => {
+      this.lagRound = undefined;
+    });
+    return this.lagRound;
+  }
+
+  private async readLag(): Promise<GroupLag> {
+    const rows: PartitionLag[] = [];
+    const read = new Set<string>();
+    for (const server of this.servers.all()) {
+      const status = server.consumerStatus();
+      if (status.topics.length === 0) continue;
+      try {
+        const lag = await this.monitor.groupLag(status.groupId, status.topics, server.fromEarliest);
+        // A per-instance group's id is unique to the process: report it under its declared name.
+        rows.push(...lag.map((row) => ({ ...row, group: status.consumerGroup })));
+        read.add(status.consumerGroup);
+      } catch (error) {
+        // Left out rather than stale or zero: a missing series says "unknown", a number would lie.
+        this.log.debug(`lag of ${status.groupId} unavailable: ${errorMessageOf(error)}`);
+      }
+    }
+    return { rows, read };
   }
 }

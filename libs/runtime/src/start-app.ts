@@ -1,6 +1,6 @@
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
 import type { z } from 'zod';
-import { NestFactory } from '@nestjs/core';
+import { DiscoveryService, NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DataSource } from 'typeorm';
 import {
@@ -17,6 +17,7 @@ import {
 } from '@app/config';
 import {
   ClaimInbox,
+  ConsumerDeclarationError,
   EventProducer,
   InboxStore,
   KAFKA,
@@ -72,32 +73,21 @@ export interface RunningApp {
   url: string;
 }
 
-type ModuleLike = DynamicModule | Type | Promise<DynamicModule> | { forwardRef: () => unknown } | undefined;
-
-/** Controller classes of a module tree: where `@EventConsumer` classes live. */
-export function controllersOf(root: ModuleLike, seen = new Set<unknown>()): Type[] {
-  if (!root || seen.has(root) || root instanceof Promise || 'forwardRef' in root) return [];
-  seen.add(root);
-  const dynamic = typeof root === 'function' ? undefined : root;
-  const moduleClass = typeof root === 'function' ? root : root.module;
-  const controllers: Type[] = [
-    ...((Reflect.getMetadata('controllers', moduleClass) as Type[] | undefined) ?? []),
-    ...(dynamic?.controllers ?? []),
-  ];
-  const imports: ModuleLike[] = [
-    ...((Reflect.getMetadata('imports', moduleClass) as ModuleLike[] | undefined) ?? []),
-    ...((dynamic?.imports as ModuleLike[] | undefined) ?? []),
-  ];
-  for (const imported of imports) controllers.push(...controllersOf(imported, seen));
-  return [...new Set(controllers)];
-}
-
 function inboxOf(app: INestApplication, config: Partial<InboxConfig>, consumer: ResolvedConsumer): InboxStore {
+  const database = (): DataSource => {
+    try {
+      return app.get(DataSource);
+    } catch {
+      throw new ConsumerDeclarationError(
+        `@EventConsumer of ${consumer.className}: inbox '${consumer.inbox}' needs the app's database (DatabaseModule); use inbox 'none' for a handler that is idempotent by itself`,
+      );
+    }
+  };
   switch (consumer.inbox) {
     case 'transactional':
-      return new TypeOrmInbox(app.get(DataSource), config.INBOX_LOCK_TIMEOUT_MS);
+      return new TypeOrmInbox(database(), config.INBOX_LOCK_TIMEOUT_MS);
     case 'claim':
-      return new ClaimInbox(app.get(DataSource), consumer.claim!);
+      return new ClaimInbox(database(), consumer.claim!);
     case 'none':
       return new NoInbox();
   }
@@ -106,8 +96,8 @@ function inboxOf(app: INestApplication, config: Partial<InboxConfig>, consumer: 
 /**
  * Boots an app the one way every app boots: a Nest HTTP application (health, readiness, metrics, and the app's own
  * routes) with one Kafka consumer server per `@EventConsumer` class connected as a hybrid microservice. Consumer
- * options are validated before anything connects. Resolves once the HTTP server listens and every consumer runs.
- * `app.close()` stops HTTP, drains in-flight messages and commits, then closes the producer and database.
+ * options are validated before anything consumes. Resolves once the HTTP server listens and every consumer runs.
+ * `app.close()` first drains in-flight messages and commits, then stops HTTP and closes the producer and database.
  */
 export async function startApp<S extends ConfigSchema>(
   definition: AppDefinition<S>,
@@ -116,7 +106,6 @@ export async function startApp<S extends ConfigSchema>(
   const { name } = definition;
   const own = definition.module(config);
   const settings = config as unknown as RuntimeConfig;
-  const consumers = resolveConsumers(controllersOf(own), config, name);
 
   @Module({})
   class AppRoot {}
@@ -133,6 +122,13 @@ export async function startApp<S extends ConfigSchema>(
     { logger: logLevels(settings.LOG_LEVEL) },
   );
   try {
+    // Every controller Nest instantiated, however its module was imported; validated before anything consumes.
+    const controllers = app
+      .get(DiscoveryService)
+      .getControllers()
+      .map((wrapper) => wrapper.metatype)
+      .filter((metatype): metatype is Type => typeof metatype === 'function');
+    const consumers = resolveConsumers(controllers, config, name);
     const metrics = app.get(RuntimeMetrics);
     app.use(metrics.httpMiddleware());
     app.useBodyParser('json', { limit: definition.jsonLimit ?? '16kb' });
@@ -161,6 +157,14 @@ export async function startApp<S extends ConfigSchema>(
       registry.add(server);
       return server;
     });
+
+    // Nest's close runs the modules' destroy hooks (the mailer closes its SMTP pool there) before it closes the
+    // microservices: the consumers would then fail their in-flight messages over to the retry topic. Drain first.
+    const close = app.close.bind(app);
+    app.close = async () => {
+      await Promise.all(servers.map((server) => server.close().catch(() => undefined)));
+      await close();
+    };
 
     // HTTP first: /health/live answers and /health/ready says "joining" while the consumers join their groups.
     await app.listen(settings.PORT, settings.HOST);
