@@ -466,6 +466,9 @@ describe('fault suite: registration → email', () => {
     expect(child.exitCode).toBe(0);
     expect(tookMs).toBeLessThan(15_000);
     const atStop = tally(smtp.received, expected).emails;
+    // A graceful stop finishes its in-flight sends: nothing failed over to the retry topic on the way out.
+    const retried = [...(await topicEnds(retryTopicOf(name))).values()].reduce((n, end) => n + end, 0n);
+    expect(retried).toBe(0n);
     await child.start(`consuming as group ${name}`);
     await finishBurst(name, child, expected);
     const counts = tally(smtp.received, expected);

@@ -158,14 +158,6 @@ export async function startApp<S extends ConfigSchema>(
       return server;
     });
 
-    // Nest's close runs the modules' destroy hooks (the mailer closes its SMTP pool there) before it closes the
-    // microservices: the consumers would then fail their in-flight messages over to the retry topic. Drain first.
-    const close = app.close.bind(app);
-    app.close = async () => {
-      await Promise.all(servers.map((server) => server.close().catch(() => undefined)));
-      await close();
-    };
-
     // HTTP first: /health/live answers and /health/ready says "joining" while the consumers join their groups.
     await app.listen(settings.PORT, settings.HOST);
     await app.startAllMicroservices();
