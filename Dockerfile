@@ -22,6 +22,8 @@ ENV NODE_ENV=production NODE_OPTIONS=--disable-warning=TimeoutNegativeWarning
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The media volume (uploads and renditions) takes this directory's owner when compose first creates it.
+RUN mkdir -p /data/media && chown node:node /data/media
 USER node
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/apps/users-api/apps/users-api/src/main.js"]

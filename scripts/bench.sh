@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
+ensure_ffmpeg
 start_throwaway_kafka bench 49092
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest_bench}"
 export NODE_OPTIONS="--disable-warning=TimeoutNegativeWarning"

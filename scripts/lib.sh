@@ -37,6 +37,21 @@ ensure_postgres() {
   exit 1
 }
 
+# ffmpeg and ffprobe for the video-processor (and the tests that make test videos): Debian's package when missing.
+ensure_ffmpeg() {
+  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then return; fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if command -v apt-get >/dev/null && { [ -z "$sudo" ] || command -v sudo >/dev/null; }; then
+    log "installing ffmpeg (Debian package; a few minutes the first time)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  fi
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && return
+  log "ffmpeg and ffprobe are needed by the video-processor: install them (apt-get install ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH"
+  exit 1
+}
+
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; }
 
 ensure_redis() {

@@ -8,6 +8,7 @@ source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
 ensure_redis
+ensure_ffmpeg
 
 PIDS=()
 NAMES=()

@@ -6,15 +6,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
+ensure_ffmpeg
 start_throwaway_kafka test 39092
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
-# The fault suites run users-api and email-service as child processes, to SIGKILL, SIGTERM and SIGSTOP them.
-log "building users-api and email-service"
+# The fault suites run the apps as child processes, to SIGKILL, SIGTERM and SIGSTOP them.
+log "building users-api, email-service and video-processor"
 nest build users-api
 nest build email-service
+nest build video-processor
 jest --config jest.config.js --selectProjects unit "$@"
 # --forceExit: a kafkajs consumer can reopen its coordinator connection for a heartbeat after the batch that was in
 # flight when disconnect() was called, and that socket holds the run open; each suite still closes what it opened.

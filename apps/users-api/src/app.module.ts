@@ -3,15 +3,18 @@ import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import { UsersApiConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
+import { InboxRecord } from '@app/messaging';
 import { OutboxMessage, OutboxModule } from '@app/outbox';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
 import { HealthController } from './health/health.controller';
 import { Initial1764000000000 } from './migrations/1764000000000-initial';
 import { OutboxParking1764100000000 } from './migrations/1764100000000-outbox-parking';
+import { Videos1764200000000 } from './migrations/1764200000000-videos';
 import { SCHEMA } from './schema';
 import { User } from './users/user.entity';
 import { UsersModule } from './users/users.module';
+import { VideosModule } from './videos/videos.module';
 
 const isOperationsPath = (path = '') => path === '/metrics' || path === '/health' || path.startsWith('/health/');
 
@@ -23,8 +26,8 @@ export class AppModule {
       imports: [
         DatabaseModule.forApp({
           schema: SCHEMA,
-          entities: [User, OutboxMessage],
-          migrations: [Initial1764000000000, OutboxParking1764100000000],
+          entities: [User, OutboxMessage, InboxRecord],
+          migrations: [Initial1764000000000, OutboxParking1764100000000, Videos1764200000000],
           applicationName: 'users-api',
         }),
         OutboxModule.forRoot({ schema: SCHEMA }),
@@ -34,6 +37,7 @@ export class AppModule {
           skipIf: (context) => isOperationsPath(context.switchToHttp().getRequest<{ path?: string }>().path),
         }),
         UsersModule,
+        VideosModule,
       ],
       controllers: [HealthController],
       providers: [

@@ -1,12 +1,29 @@
 import { Module } from '@nestjs/common';
 import { videoProcessorConfigSchema } from '@app/config';
+import { DatabaseModule } from '@app/database';
+import { MediaModule } from '@app/media';
 import { defineApp } from '@app/runtime';
+import { VideoJobsConsumer } from './jobs/video-jobs.consumer';
+import { VideoProcessorService } from './jobs/video-processor.service';
+import { Claims1764200000000 } from './migrations/1764200000000-claims';
+import { SCHEMA } from './schema';
 
-/** No handlers yet: the app serves health and metrics and watches the cluster. */
-@Module({})
+@Module({
+  imports: [
+    DatabaseModule.forApp({
+      schema: SCHEMA,
+      entities: [],
+      migrations: [Claims1764200000000],
+      applicationName: 'video-processor',
+    }),
+    MediaModule.forApp(),
+  ],
+  controllers: [VideoJobsConsumer],
+  providers: [VideoProcessorService],
+})
 class AppModule {}
 
-/** video-processor: video jobs (not built yet). */
+/** video-processor: the work queue of video jobs (ffprobe, thumbnail, H.264 preview) on competing replicas. */
 export const videoProcessorApp = defineApp({
   name: 'video-processor',
   schema: videoProcessorConfigSchema,

@@ -4,7 +4,10 @@ import {
   consumerEnv,
   databaseEnv,
   env,
+  ffmpegEnv,
   httpEnv,
+  mediaEnv,
+  videoUploadEnv,
   inboxEnv,
   kafkaEnv,
   logEnv,
@@ -31,6 +34,9 @@ export const usersApiConfigSchema = z
     ...databaseEnv,
     ...logEnv,
     ...consumerEnv,
+    ...inboxEnv,
+    ...mediaEnv,
+    ...videoUploadEnv,
     ...httpEnv(APP_PORTS['users-api']),
     RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
     OUTBOX_RELAY_ENABLED: env.bool.default(true),
@@ -81,7 +87,17 @@ export function kafkaAppConfigSchema(defaultPort: number) {
   return z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...httpEnv(defaultPort) }).superRefine(checkKafkaAuth);
 }
 
-export const videoProcessorConfigSchema = kafkaAppConfigSchema(APP_PORTS['video-processor']);
+export const videoProcessorConfigSchema = z
+  .object({
+    ...kafkaEnv,
+    ...databaseEnv,
+    ...logEnv,
+    ...consumerEnv,
+    ...mediaEnv,
+    ...ffmpegEnv,
+    ...httpEnv(APP_PORTS['video-processor']),
+  })
+  .superRefine(checkKafkaAuth);
 export const cacheInvalidatorConfigSchema = kafkaAppConfigSchema(APP_PORTS['cache-invalidator']);
 export const notifierConfigSchema = kafkaAppConfigSchema(APP_PORTS.notifier);
 
@@ -99,6 +115,8 @@ export type DatabaseConfig = Pick<UsersApiConfig, keyof typeof databaseEnv>;
 export type ConsumerConfig = Pick<EmailServiceConfig, keyof typeof consumerEnv>;
 export type InboxConfig = Pick<EmailServiceConfig, keyof typeof inboxEnv>;
 export type HttpConfig = Pick<EmailServiceConfig, 'PORT' | 'HOST'>;
+export type MediaConfig = { MEDIA_DIR: string };
+export type VideoProcessorConfig = z.infer<typeof videoProcessorConfigSchema>;
 
 /** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
 export const APP_CONFIG_SCHEMAS = {

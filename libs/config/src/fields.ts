@@ -83,6 +83,42 @@ export function httpEnv(defaultPort: number) {
   };
 }
 
+/** Media storage shared by users-api and the video processors: a directory (a volume in compose). */
+export const mediaEnv = {
+  MEDIA_DIR: z.string().min(1).default('.run/media'),
+};
+
+const CONTAINERS = ['mp4', 'mov', 'webm', 'mkv', 'avi'] as const;
+
+/** What users-api accepts as a video upload. */
+export const videoUploadEnv = {
+  VIDEO_MAX_BYTES: int(1, 10 * 1024 ** 3).default(200 * 1024 ** 2),
+  VIDEO_CONTAINERS: z
+    .string()
+    .transform((v) => v.split(',').map((c) => c.trim().toLowerCase()))
+    .pipe(z.array(z.enum(CONTAINERS, { error: `each must be one of ${CONTAINERS.join(', ')}` })).min(1))
+    .default(['mp4', 'mov', 'webm', 'mkv']),
+};
+
+/** How the video processor runs ffmpeg. */
+export const ffmpegEnv = {
+  FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+  FFPROBE_PATH: z.string().min(1).default('ffprobe'),
+  /** Threads per ffmpeg run: one replica per core with 1 thread scales best on small machines. */
+  FFMPEG_THREADS: int(0, 64).default(1),
+  /** A single ffmpeg run (probe, thumbnail or preview) taking longer is killed and the job retried. */
+  FFMPEG_TIMEOUT_MS: int(1000, 6 * 3_600_000).default(600_000),
+  THUMBNAIL_WIDTH: int(16, 3840).default(320),
+  PREVIEW_HEIGHT: int(16, 2160).default(360),
+  /** The claim on a job: renewed every third of it while ffmpeg runs; a dead processor's job is taken over after it. */
+  VIDEO_LEASE_MS: int(1000, 3_600_000).default(30_000),
+  /** The processors' consumer group (and its `.retry` / `.dlt` topics). */
+  VIDEO_CONSUMER_GROUP: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('video-processor'),
+};
+
 export const logEnv = {
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
 };

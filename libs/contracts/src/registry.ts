@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Envelope, EnvelopeSchema } from './envelope';
 import { EmailRequestedV1 } from './events/email-requested.v1';
 import { UserRegisteredV1 } from './events/user-registered.v1';
+import { VideoFailedV1, VideoProcessedV1, VideoProgressV1, VideoSubmittedV1 } from './events/video.v1';
 import { Topic, Topics } from './topics';
 
 /**
@@ -11,6 +12,10 @@ import { Topic, Topics } from './topics';
 export const EventRegistry = {
   'user.registered.v1': { topic: Topics.Users, schema: UserRegisteredV1 },
   'email.requested.v1': { topic: Topics.Emails, schema: EmailRequestedV1 },
+  'video.submitted.v1': { topic: Topics.VideoProcessing, schema: VideoSubmittedV1 },
+  'video.progress.v1': { topic: Topics.VideoProcessed, schema: VideoProgressV1 },
+  'video.processed.v1': { topic: Topics.VideoProcessed, schema: VideoProcessedV1 },
+  'video.failed.v1': { topic: Topics.VideoProcessed, schema: VideoFailedV1 },
 } as const satisfies Record<string, { topic: Topic; schema: z.ZodType }>;
 
 export type EventType = keyof typeof EventRegistry;

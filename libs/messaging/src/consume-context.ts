@@ -12,6 +12,10 @@ export interface ConsumeInfo {
   correlationId: string;
   transaction?: EntityManager;
   heartbeat: () => Promise<void>;
+  /** Aborted when the app shuts down: long work stops, and the message is left for the next owner. */
+  signal: AbortSignal;
+  /** No retry follows if this attempt fails: the message goes to the dead-letter topic instead. */
+  finalAttempt: boolean;
 }
 
 /** What a handler knows about the message it handles, beside the event itself. */
@@ -51,5 +55,19 @@ export class ConsumeContext extends BaseRpcContext<[ConsumeInfo]> {
   /** Keeps group membership alive during long work; the runner also beats on a timer while a handler runs. */
   heartbeat(): Promise<void> {
     return this.info.heartbeat();
+  }
+  /**
+   * Aborted when the app shuts down. Long work (a child process) should stop and throw: the runner then neither
+   * retries nor commits the message, a claim-mode inbox gives up its lease, and the next owner runs it again.
+   */
+  get signal(): AbortSignal {
+    return this.info.signal;
+  }
+  /**
+   * True when a failure of this attempt is the last one (attempts exhausted): a handler that must report failure
+   * downstream (a `video.failed.v1`) does it now, instead of throwing into the dead-letter topic.
+   */
+  get finalAttempt(): boolean {
+    return this.info.finalAttempt;
   }
 }

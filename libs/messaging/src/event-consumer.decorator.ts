@@ -28,8 +28,11 @@ export interface EventConsumerOptions<Config = never> {
    * transaction open. `none` (the only mode of per-instance groups): for naturally idempotent handlers.
    */
   inbox?: InboxMode;
-  /** For `claim`: the schema of the app's `claims` table and the lease, renewed every third of it while a job runs. */
-  claim?: { schema: string; leaseMs: number };
+  /**
+   * For `claim`: the schema of the app's `claims` table and the lease (or a function of the config giving it),
+   * renewed every third of it while a job runs.
+   */
+  claim?: { schema: string; leaseMs: number | ((config: Config) => number) };
   /** Partitions handled in parallel by one replica. Default: CONSUMER_CONCURRENCY. */
   concurrency?: number;
   /** Where a durable group with no committed offset starts. Default `earliest`; per-instance groups start at latest. */
@@ -160,9 +163,12 @@ export function resolveConsumers<Config>(classes: Constructor[], config: Config,
       }
       continue;
     }
-    const { group, ...rest } = declared.options;
+    const { group, claim, ...rest } = declared.options;
     const parsed = optionsSchema.safeParse({
       ...rest,
+      ...(claim
+        ? { claim: { ...claim, leaseMs: typeof claim.leaseMs === 'function' ? claim.leaseMs(config) : claim.leaseMs } }
+        : {}),
       group: typeof group === 'function' ? group(config) : (group ?? appName),
     });
     if (!parsed.success) {

@@ -102,7 +102,8 @@ export interface ConsumerStatus {
   stats: ConsumerStats;
 }
 
-type Outcome = { kind: 'done' } | { kind: 'wait'; until: number };
+/** done: resolve the offset; wait: pause the partition until then; leave: stop here, uncommitted (shutting down). */
+type Outcome = { kind: 'done' } | { kind: 'wait'; until: number } | { kind: 'leave' };
 
 const DONE: Outcome = { kind: 'done' };
 
@@ -124,6 +125,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private consumer?: Consumer;
   private idle?: { admin: Admin; timer: NodeJS.Timeout };
   private closing = false;
+  /** Aborted by close(): handlers doing long work stop, and their messages are left for the next owner. */
+  private readonly shutdown = new AbortController();
   private state: ConsumerStatus['state'] = 'starting';
   private membership: Membership = { state: 'joining', since: new Date().toISOString(), reason: 'starting' };
   private subscribed: string[] = [];
@@ -392,6 +395,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
           );
           outcome = { kind: 'wait', until: Date.now() + delay };
         }
+        if (outcome.kind === 'leave') break;
         if (outcome.kind === 'wait') {
           this.scheduler.pauseUntil(topic, partition, outcome.until);
           break;
@@ -496,6 +500,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
             correlationId: event.correlationid,
             transaction,
             heartbeat,
+            signal: this.shutdown.signal,
+            finalAttempt: attempt >= this.options.retry.maxAttempts,
           });
           const result: unknown = await handler(event, context);
           await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
@@ -513,6 +519,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       return DONE;
     } catch (error) {
       const took = seconds();
+      if (this.shutdown.signal.aborted) {
+        // Stopped by the shutdown, not failed: no retry, no commit; the next owner of the partition runs it again.
+        this.log.log(`${where} ${event.type} ${event.id} stopped by the shutdown; left for the next owner`);
+        return { kind: 'leave' };
+      }
       if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
       const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
       const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
@@ -586,6 +597,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   async close(): Promise<void> {
     this.closing = true;
     this.state = 'stopping';
+    this.shutdown.abort(new Error('the consumer is shutting down'));
     this.scheduler.close();
     clearInterval(this.pruner);
     if (this.restartWait) {

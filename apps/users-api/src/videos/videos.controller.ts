@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { Controller, Get, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { VideoResponse, VideosService } from './videos.service';
+
+const CORRELATION_HEADER = 'x-correlation-id';
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const VideoIdParam = z.uuid({ error: 'must be a UUID' });
+
+@Controller('videos')
+export class VideosController {
+  constructor(private readonly videos: VideosService) {}
+
+  /** `multipart/form-data` with the video in field `file`: 202 with the video, processed in the background. */
+  @Post()
+  @HttpCode(202)
+  async upload(
+    @Req() request: Request,
+    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<VideoResponse> {
+    const correlationId =
+      correlationHeader && CORRELATION_ID.test(correlationHeader) ? correlationHeader : randomUUID();
+    const video = await this.videos.submit(request, correlationId);
+    response.setHeader('Location', `/videos/${video.id}`);
+    response.setHeader(CORRELATION_HEADER, correlationId);
+    return video;
+  }
+
+  @Get(':id')
+  find(@Param('id', { schema: VideoIdParam }) id: string): Promise<VideoResponse> {
+    return this.videos.find(id);
+  }
+
+  /** The JPEG thumbnail, once the video is completed. */
+  @Get(':id/thumbnail')
+  async thumbnail(@Param('id', { schema: VideoIdParam }) id: string, @Res() response: Response): Promise<void> {
+    await send(response, await this.videos.renditionPath(id, 'thumbnail'), 'image/jpeg');
+  }
+
+  /** The H.264/AAC MP4 preview, once the video is completed; `Range` requests get 206, so a player can seek. */
+  @Get(':id/preview')
+  async preview(@Param('id', { schema: VideoIdParam }) id: string, @Res() response: Response): Promise<void> {
+    await send(response, await this.videos.renditionPath(id, 'preview'), 'video/mp4');
+  }
+}
+
+function send(response: Response, path: string, type: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // The path is built from a storage key, never from the request; the media directory may sit under a dot-directory.
+    response.sendFile(
+      path,
+      { headers: { 'content-type': type }, acceptRanges: true, maxAge: '1h', dotfiles: 'allow' },
+      (error) => (error ? reject(error) : resolve()),
+    );
+  });
+}

@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, VideoProcessorConfig } from '@app/config';
+import type { EventOf, PayloadOf, VideoMetadata } from '@app/contracts';
+import { MEDIA_STORAGE, MediaStorage } from '@app/media';
+import { ConsumeContext, errorMessageOf, EventProducer } from '@app/messaging';
+import { probe } from '../media/probe';
+import { NotAVideoError, runTool, ToolStoppedError } from '../media/tool';
+
+const SOURCE = 'video-processor';
+/** At most one progress event a second (plus one per stage). */
+const PROGRESS_EVERY_MS = 1000;
+
+type Stage = PayloadOf<'video.progress.v1'>['stage'];
+
+/**
+ * One video job: ffprobe for the metadata, a JPEG thumbnail at 10% of the duration, an H.264/AAC preview with
+ * faststart, each ffmpeg run a child process with a timeout. Outputs are written to a scratch directory and moved
+ * into place only when all succeeded; a failed or interrupted run leaves nothing behind. The result event is
+ * acknowledged by the broker before the job counts as done.
+ */
+@Injectable()
+export class VideoProcessorService {
+  private readonly logger = new Logger(VideoProcessorService.name);
+  /** This replica in events and logs: host, process and a suffix (tests run several in one process). */
+  readonly worker = `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
+
+  constructor(
+    @Inject(MEDIA_STORAGE) private readonly storage: MediaStorage,
+    @Inject(APP_CONFIG) private readonly config: VideoProcessorConfig,
+    private readonly producer: EventProducer,
+  ) {}
+
+  async process(event: EventOf<'video.submitted.v1'>, context: ConsumeContext): Promise<void> {
+    const { videoId, sourceKey } = event.data;
+    const attempt = context.attempt;
+    const publish = <T extends 'video.progress.v1' | 'video.processed.v1' | 'video.failed.v1'>(
+      type: T,
+      data: PayloadOf<T>,
+    ) => this.producer.publish(type, data, { key: videoId, source: SOURCE, correlationId: event.correlationid });
+
+    let lastProgressAt = 0;
+    let lastStage: Stage | undefined;
+    const progress = (stage: Stage, value: number) => {
+      const now = Date.now();
+      if (stage === lastStage && now - lastProgressAt < PROGRESS_EVERY_MS) return;
+      lastStage = stage;
+      lastProgressAt = now;
+      // Best effort: a lost progress event only delays what a poller sees; the result event is what counts.
+      publish('video.progress.v1', { videoId, progress: Math.min(99, Math.floor(value)), stage, attempt }).catch(
+        (error: unknown) => this.logger.warn(`progress of ${videoId} not published: ${errorMessageOf(error)}`),
+      );
+    };
+
+    const directory = `videos/${videoId}`;
+    const scratch = `${directory}/run-${randomUUID().slice(0, 8)}`;
+    try {
+      await this.removeEarlierRuns(directory);
+      if ((await this.storage.size(sourceKey)) === undefined) {
+        throw new NotAVideoError(`the uploaded file ${sourceKey} is missing from media storage`);
+      }
+      const source = this.storage.localPath(sourceKey);
+      progress('probing', 0);
+      const metadata = await probe(this.config.FFPROBE_PATH, source, this.run(context));
+      progress('thumbnail', 5);
+      await this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, context);
+      progress('preview', 10);
+      await this.preview(source, metadata, `${scratch}/preview.mp4`, context, (done) =>
+        progress('preview', 10 + done * 89),
+      );
+      const thumbnailKey = `${directory}/thumbnail.jpg`;
+      const previewKey = `${directory}/preview.mp4`;
+      await this.storage.rename(`${scratch}/thumbnail.jpg`, thumbnailKey);
+      await this.storage.rename(`${scratch}/preview.mp4`, previewKey);
+      await this.storage.deletePrefix(scratch);
+      await publish('video.processed.v1', {
+        videoId,
+        metadata,
+        thumbnailKey,
+        previewKey,
+        attempt,
+        processedBy: this.worker,
+      });
+      this.logger.log(`video ${videoId} processed (attempt ${attempt}, ${metadata.durationSeconds} s)`);
+    } catch (error) {
+      await this.storage.deletePrefix(scratch).catch(() => undefined);
+      if (error instanceof ToolStoppedError || context.signal.aborted) throw error;
+      if (error instanceof NotAVideoError || context.finalAttempt) {
+        const permanent = error instanceof NotAVideoError;
+        const reason = permanent ? error.message : `gave up after ${attempt} attempt(s): ${errorMessageOf(error)}`;
+        await publish('video.failed.v1', { videoId, reason: reason.slice(0, 1000), permanent, attempt });
+        this.logger.warn(`video ${videoId} failed: ${reason}`);
+        return;
+      }
+      throw error;
+    }
+  }
+
+  private run(context: ConsumeContext) {
+    return { timeoutMs: this.config.FFMPEG_TIMEOUT_MS, signal: context.signal };
+  }
+
+  /** Scratch directories of runs that were killed midway (the claim guarantees none is still running). */
+  private async removeEarlierRuns(directory: string): Promise<void> {
+    for (const entry of await this.storage.list(directory)) {
+      if (/\/run-[0-9a-f]{8}$/.test(entry.key)) await this.storage.deletePrefix(entry.key);
+    }
+  }
+
+  private async thumbnail(source: string, metadata: VideoMetadata, key: string, context: ConsumeContext) {
+    const output = await this.storage.writablePath(key);
+    const at = (metadata.durationSeconds * 0.1).toFixed(3);
+    await runTool(
+      this.config.FFMPEG_PATH,
+      [
+        ...['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-ss', at, '-i', source],
+        ...['-frames:v', '1', '-vf', `scale=${this.config.THUMBNAIL_WIDTH}:-2`, '-q:v', '3'],
+        ...['-threads', String(this.config.FFMPEG_THREADS), output],
+      ],
+      this.run(context),
+    );
+  }
+
+  private async preview(
+    source: string,
+    metadata: VideoMetadata,
+    key: string,
+    context: ConsumeContext,
+    onProgress: (fraction: number) => void,
+  ) {
+    const totalUs = metadata.durationSeconds * 1_000_000;
+    await runTool(
+      this.config.FFMPEG_PATH,
+      [
+        ...['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', source],
+        ...['-map', '0:v:0', '-map', '0:a:0?', '-vf', `scale=-2:${this.config.PREVIEW_HEIGHT}`],
+        ...['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '28', '-pix_fmt', 'yuv420p'],
+        ...['-c:a', 'aac', '-b:a', '96k', '-movflags', '+faststart'],
+        ...['-threads', String(this.config.FFMPEG_THREADS), '-progress', 'pipe:1', '-nostats'],
+        await this.storage.writablePath(key),
+      ],
+      {
+        ...this.run(context),
+        onLine: (line) => {
+          // ffmpeg's progress output: key=value lines, out_time_us is how far the output has got.
+          const match = /^out_time_us=(\d+)$/.exec(line);
+          if (match && totalUs > 0) onProgress(Math.min(1, Number(match[1]) / totalUs));
+        },
+      },
+    );
+  }
+}

@@ -1,0 +1,3 @@
+export * from './media-storage';
+export * from './local-media-storage';
+export * from './media.module';

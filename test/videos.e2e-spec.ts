@@ -1,0 +1,331 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, openAsBlob, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { loadConfig, videoProcessorConfigSchema } from '@app/config';
+import { ALL_TOPICS } from '@app/contracts';
+import { ensureTopics } from '@app/messaging';
+import { RunningApp, startApp } from '@app/runtime';
+import { videoProcessorApp } from '../apps/video-processor/src/app';
+import { bootUsersApi } from './support/apps';
+import { testKafka } from './support/broker';
+import { ChildApp } from './support/child-app';
+import { appEnv, TEST_DATABASE_URL } from './support/env';
+import { readTopic, topicEnds } from './support/kafka';
+import { ffmpegProcessesWith, ffprobe, makeFile, makeVideo, removeTestFiles, TestVideo } from './support/videos';
+import { waitFor } from './support/wait';
+
+interface Video {
+  id: string;
+  status: 'pending' | 'processing' | 'completed' | 'failed';
+  progress: number;
+  metadata: {
+    durationSeconds: number;
+    width: number;
+    height: number;
+    videoCodec: string;
+    audioCodec?: string;
+    bitRate: number;
+    sizeBytes: number;
+  } | null;
+  thumbnailUrl: string | null;
+  previewUrl: string | null;
+  error?: string;
+  attempts: number;
+}
+
+const root = join(__dirname, '..');
+
+/** The work queue end to end: users-api, video-processor replicas, real ffmpeg, the broker and PostgreSQL. */
+describe('videos: upload, work queue, renditions', () => {
+  const suffix = randomUUID().slice(0, 8);
+  const mediaDir = join(root, '.run', 'test-media', suffix);
+  const group = `video-processor-${suffix}`;
+  const processorEnv = {
+    MEDIA_DIR: mediaDir,
+    VIDEO_CONSUMER_GROUP: group,
+    THUMBNAIL_WIDTH: '160',
+    PREVIEW_HEIGHT: '120',
+    FFMPEG_THREADS: '1',
+    CONSUMER_CONCURRENCY: '1',
+  };
+  const db = new Client({ connectionString: TEST_DATABASE_URL });
+  const processors: RunningApp[] = [];
+  let api: RunningApp;
+  let clip: TestVideo;
+  let silent: TestVideo;
+
+  const startProcessor = async (overrides: Record<string, string> = {}) => {
+    const config = loadConfig('video-processor', videoProcessorConfigSchema, appEnv({ ...processorEnv, ...overrides }));
+    const processor = await startApp(videoProcessorApp, config);
+    processors.push(processor);
+    return processor;
+  };
+  const stopProcessors = async () => {
+    for (const processor of processors.splice(0)) await processor.app.close();
+  };
+
+  async function upload(file: TestVideo, field = 'file'): Promise<Response> {
+    const form = new FormData();
+    form.append(field, await openAsBlob(file.path), file.name);
+    return fetch(`${api.url}/videos`, { method: 'POST', body: form });
+  }
+
+  async function submit(file: TestVideo): Promise<Video> {
+    const response = await upload(file);
+    expect(response.status).toBe(202);
+    const video = (await response.json()) as Video;
+    expect(response.headers.get('location')).toBe(`/videos/${video.id}`);
+    return video;
+  }
+
+  const get = async (id: string) => (await (await fetch(`${api.url}/videos/${id}`)).json()) as Video;
+  const settled = (id: string, timeoutMs = 90_000) =>
+    waitFor(
+      `video ${id} to finish`,
+      async () => {
+        const video = await get(id);
+        return video.status === 'completed' || video.status === 'failed' ? video : undefined;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+
+  /** The result events (`video.processed.v1`, `video.failed.v1`) on `video-processed` for these videos. */
+  async function resultsFor(ids: string[]): Promise<{ type: string; videoId: string; processedBy?: string }[]> {
+    const messages = await readTopic('video-processed', await topicEnds('video-processed'));
+    return messages
+      .map((m) => JSON.parse(m.value ?? '{}') as { type: string; data: { videoId: string; processedBy?: string } })
+      .filter((e) => e.type !== 'video.progress.v1' && ids.includes(e.data.videoId))
+      .map((e) => ({ type: e.type, videoId: e.data.videoId, processedBy: e.data.processedBy }));
+  }
+
+  const uploadsOnDisk = () => (existsSync(join(mediaDir, 'uploads')) ? readdirSync(join(mediaDir, 'uploads')) : []);
+
+  beforeAll(async () => {
+    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
+    [clip, silent] = await Promise.all([
+      makeVideo(`clip-${suffix}`, { seconds: 2 }),
+      makeVideo(`silent-${suffix}`, { seconds: 2, audio: false, container: 'webm' }),
+    ]);
+    api = await bootUsersApi({
+      MEDIA_DIR: mediaDir,
+      OUTBOX_IDLE_POLL_MS: '200',
+      VIDEO_MAX_BYTES: String(40 * 1024 * 1024),
+    });
+    await db.connect();
+  });
+
+  afterAll(async () => {
+    await stopProcessors();
+    await api?.app.close();
+    await db.end();
+    rmSync(mediaDir, { recursive: true, force: true });
+    removeTestFiles(suffix);
+  });
+
+  it('processes an upload: metadata, a JPEG thumbnail and an H.264 preview a player can seek in', async () => {
+    await startProcessor();
+    const submitted = await submit(clip);
+    expect(submitted).toMatchObject({ status: 'pending', progress: 0, metadata: null, thumbnailUrl: null });
+    const video = await settled(submitted.id);
+    expect(video).toMatchObject({ status: 'completed', progress: 100, attempts: 1 });
+    expect(video.metadata).toMatchObject({ width: 320, height: 240, videoCodec: 'h264', audioCodec: 'aac' });
+    expect(video.metadata?.durationSeconds).toBeCloseTo(2, 0);
+    expect(video.metadata?.sizeBytes).toBeGreaterThan(0);
+
+    const thumbnail = await fetch(`${api.url}${video.thumbnailUrl}`);
+    expect(thumbnail.status).toBe(200);
+    expect(thumbnail.headers.get('content-type')).toBe('image/jpeg');
+    const thumbnailFile = join(mediaDir, `thumb-${video.id}.jpg`);
+    writeFileSync(thumbnailFile, Buffer.from(await thumbnail.arrayBuffer()));
+    const thumb = await ffprobe(thumbnailFile);
+    expect(thumb.streams[0]).toMatchObject({ codec_name: 'mjpeg', width: 160 });
+
+    const preview = await fetch(`${api.url}${video.previewUrl}`);
+    expect(preview.status).toBe(200);
+    const previewFile = join(mediaDir, `preview-${video.id}.mp4`);
+    writeFileSync(previewFile, Buffer.from(await preview.arrayBuffer()));
+    const probed = await ffprobe(previewFile);
+    expect(probed.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', height: 120 });
+    expect(probed.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
+    const ranged = await fetch(`${api.url}${video.previewUrl}`, { headers: { range: 'bytes=0-99' } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers.get('content-range')).toMatch(/^bytes 0-99\/\d+$/);
+    expect((await ranged.arrayBuffer()).byteLength).toBe(100);
+
+    // A video without audio, in WebM: no audio codec, and the preview has no audio stream either.
+    const quiet = await settled((await submit(silent)).id);
+    expect(quiet.status).toBe('completed');
+    expect(quiet.metadata?.videoCodec).toBe('vp8');
+    expect(quiet.metadata?.audioCodec).toBeUndefined();
+    await stopProcessors();
+  });
+
+  it('shows progress rising while a longer video is processed', async () => {
+    const long = await makeVideo(`long-${suffix}`, { seconds: 40, size: '480x360' });
+    await startProcessor();
+    const { id } = await submit(long);
+    const seen: number[] = [];
+    const video = await waitFor(
+      'the long video to finish',
+      async () => {
+        const current = await get(id);
+        if (current.status === 'processing' && !seen.includes(current.progress)) seen.push(current.progress);
+        return current.status === 'completed' ? current : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
+    expect(video.progress).toBe(100);
+    const between = seen.filter((p) => p > 0 && p < 100);
+    expect(between.length).toBeGreaterThanOrEqual(2);
+    expect([...between].sort((a, b) => a - b)).toEqual(between); // never backwards
+    process.stdout.write(`progress seen: ${seen.join(', ')}\n`);
+    await stopProcessors();
+  });
+
+  it('refuses bad uploads with a 4xx and keeps nothing: no row, no event, no file', async () => {
+    const count = async () =>
+      (
+        await db.query<{ videos: string; events: string }>(
+          `SELECT (SELECT count(*) FROM users_api.videos) AS videos,
+                  (SELECT count(*) FROM users_api.outbox WHERE event_type = 'video.submitted.v1') AS events`,
+        )
+      ).rows[0];
+    const before = await count();
+    const filesBefore = uploadsOnDisk().length;
+    const text = makeFile(`notes-${suffix}.mp4`, 'These are meeting notes, not a video.\n'.repeat(200));
+    const empty = makeFile(`empty-${suffix}.mp4`, '');
+    const big = makeFile(
+      `big-${suffix}.mp4`,
+      Buffer.concat([Buffer.from([0, 0, 0, 0x20]), Buffer.from('ftypisom'), Buffer.alloc(41 * 1024 * 1024)]),
+    );
+
+    const cases: [string, () => Promise<Response>, number, string][] = [
+      ['text renamed .mp4', () => upload(text), 415, 'VIDEO.UNSUPPORTED_TYPE'],
+      ['an empty file', () => upload(empty), 400, 'VIDEO.EMPTY'],
+      ['over VIDEO_MAX_BYTES', () => upload(big), 413, 'VIDEO.TOO_LARGE'],
+      ['the file in another field', () => upload(clip, 'video'), 400, 'VALIDATION.FAILED'],
+      [
+        'no file at all',
+        () => fetch(`${api.url}/videos`, { method: 'POST', body: new FormData() }),
+        400,
+        'VALIDATION.FAILED',
+      ],
+      [
+        'JSON instead of multipart',
+        () =>
+          fetch(`${api.url}/videos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+        415,
+        'VIDEO.NOT_MULTIPART',
+      ],
+    ];
+    for (const [what, send, status, code] of cases) {
+      const response = await send();
+      const body = (await response.json()) as { code: string; message: string };
+      expect({ what, status: response.status, code: body.code }).toEqual({ what, status, code });
+      expect(body.message.length).toBeGreaterThan(0);
+    }
+    expect(await count()).toEqual(before);
+    expect(uploadsOnDisk()).toHaveLength(filesBefore);
+  });
+
+  it('fails a corrupt video once, with a reason, and the next job in the partition completes', async () => {
+    await startProcessor();
+    // An MP4 signature (so the upload is accepted) followed by text: ffprobe cannot read it.
+    const corrupt = makeFile(
+      `corrupt-${suffix}.mp4`,
+      Buffer.concat([
+        Buffer.from([0, 0, 0, 0x18]),
+        Buffer.from('ftypmp42'),
+        Buffer.from('not really a video\n'.repeat(300)),
+      ]),
+    );
+    const bad = await submit(corrupt);
+    const good = await submit(clip);
+    const failed = await settled(bad.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/not a readable video|no video stream/);
+    expect((await settled(good.id)).status).toBe('completed');
+    const results = await resultsFor([bad.id]);
+    expect(results.map((r) => r.type)).toEqual(['video.failed.v1']);
+    await stopProcessors();
+  });
+
+  it('two processors share the queue: 8 uploads, each processed exactly once, both did work', async () => {
+    await startProcessor();
+    await startProcessor();
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await submit(clip)).id);
+    for (const id of ids) expect((await settled(id)).status).toBe('completed');
+    const results = await resultsFor(ids);
+    expect(
+      results
+        .filter((r) => r.type === 'video.processed.v1')
+        .map((r) => r.videoId)
+        .sort(),
+    ).toEqual([...ids].sort());
+    const workers = new Set(results.map((r) => r.processedBy));
+    expect(workers.size).toBe(2);
+    const [claims] = (
+      await db.query<{ runs: string }>(
+        `SELECT sum(runs) AS runs FROM video_processor.claims WHERE consumer_group = $1 AND completed_at IS NOT NULL`,
+        [group],
+      )
+    ).rows;
+    expect(Number(claims.runs)).toBeGreaterThanOrEqual(8);
+    await stopProcessors();
+  });
+
+  it('a processor SIGKILLed mid-job: the job completes once after the lease, and no ffmpeg outlives it', async () => {
+    const long = await makeVideo(`kill-${suffix}`, { seconds: 60, size: '480x360' });
+    const env = {
+      ...processorEnv,
+      VIDEO_LEASE_MS: '6000',
+      CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      CONSUMER_HEARTBEAT_INTERVAL_MS: '1000',
+    };
+    const first = new ChildApp('video-processor', `${group}-first`, env);
+    await first.start(`consuming as group ${group}`);
+    try {
+      const { id } = await submit(long);
+      await waitFor(
+        'ffmpeg to be encoding the preview',
+        async () => (await ffmpegProcessesWith(`run-`)).length > 0 && (await get(id)).progress > 10,
+        {
+          timeoutMs: 60_000,
+          intervalMs: 100,
+        },
+      );
+      const encoders = await ffmpegProcessesWith(id);
+      expect(encoders.length).toBeGreaterThan(0);
+      first.signal('SIGKILL');
+      await waitFor('the processor to die', () => !first.running);
+      // The kernel ends the ffmpeg of a dead processor (parent-death signal): nothing keeps encoding.
+      await waitFor('no ffmpeg left for the job', async () => (await ffmpegProcessesWith(id)).length === 0, {
+        timeoutMs: 5000,
+      });
+      await startProcessor({
+        VIDEO_LEASE_MS: '6000',
+        CONSUMER_SESSION_TIMEOUT_MS: '6000',
+        CONSUMER_HEARTBEAT_INTERVAL_MS: '1000',
+      });
+      const video = await settled(id, 180_000);
+      expect(video.status).toBe('completed');
+      const results = await resultsFor([id]);
+      expect(results.map((r) => r.type)).toEqual(['video.processed.v1']);
+      const [claim] = (
+        await db.query<{ runs: number; completed: boolean }>(
+          `SELECT runs, completed_at IS NOT NULL AS completed FROM video_processor.claims WHERE consumer_group = $1 AND event_id IN
+             (SELECT event_id FROM users_api.outbox WHERE message_key = $2 AND event_type = 'video.submitted.v1')`,
+          [group, id],
+        )
+      ).rows;
+      expect(claim).toEqual({ runs: 2, completed: true });
+      // The killed run's scratch directory is gone: only the renditions are left.
+      expect(readdirSync(join(mediaDir, 'videos', id)).sort()).toEqual(['preview.mp4', 'thumbnail.jpg']);
+    } finally {
+      await first.stop('SIGKILL');
+      await stopProcessors();
+    }
+  });
+});
