@@ -3,7 +3,7 @@ import { existsSync, openAsBlob, readdirSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { loadConfig, videoProcessorConfigSchema } from '@app/config';
-import { ALL_TOPICS } from '@app/contracts';
+import { ALL_TOPICS, createEnvelope } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { videoProcessorApp } from '../apps/video-processor/src/app';
@@ -11,7 +11,7 @@ import { bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { appEnv, TEST_DATABASE_URL } from './support/env';
-import { readTopic, topicEnds } from './support/kafka';
+import { readTopic, topicEnds, waitForDrained } from './support/kafka';
 import { ffmpegProcessesWith, ffprobe, makeFile, makeVideo, removeTestFiles, TestVideo } from './support/videos';
 import { waitFor } from './support/wait';
 
@@ -97,6 +97,16 @@ describe('videos: upload, work queue, renditions', () => {
       .map((m) => JSON.parse(m.value ?? '{}') as { type: string; data: { videoId: string; processedBy?: string } })
       .filter((e) => e.type !== 'video.progress.v1' && ids.includes(e.data.videoId))
       .map((e) => ({ type: e.type, videoId: e.data.videoId, processedBy: e.data.processedBy }));
+  }
+
+  async function claimOf(id: string): Promise<{ runs: number; completed: boolean; released: boolean } | undefined> {
+    const { rows } = await db.query<{ runs: number; completed: boolean; released: boolean }>(
+      `SELECT runs, completed_at IS NOT NULL AS completed, lease_until <= now() AS released
+         FROM video_processor.claims WHERE consumer_group = $1 AND event_id IN
+              (SELECT event_id FROM users_api.outbox WHERE message_key = $2 AND event_type = 'video.submitted.v1')`,
+      [group, id],
+    );
+    return rows[0];
   }
 
   const uploadsOnDisk = () => (existsSync(join(mediaDir, 'uploads')) ? readdirSync(join(mediaDir, 'uploads')) : []);
@@ -313,19 +323,90 @@ describe('videos: upload, work queue, renditions', () => {
       expect(video.status).toBe('completed');
       const results = await resultsFor([id]);
       expect(results.map((r) => r.type)).toEqual(['video.processed.v1']);
-      const [claim] = (
-        await db.query<{ runs: number; completed: boolean }>(
-          `SELECT runs, completed_at IS NOT NULL AS completed FROM video_processor.claims WHERE consumer_group = $1 AND event_id IN
-             (SELECT event_id FROM users_api.outbox WHERE message_key = $2 AND event_type = 'video.submitted.v1')`,
-          [group, id],
-        )
-      ).rows;
-      expect(claim).toEqual({ runs: 2, completed: true });
+      const claim = await claimOf(id);
+      expect(claim).toMatchObject({ runs: 2, completed: true });
       // The killed run's scratch directory is gone: only the renditions are left.
       expect(readdirSync(join(mediaDir, 'videos', id)).sort()).toEqual(['preview.mp4', 'thumbnail.jpg']);
     } finally {
       await first.stop('SIGKILL');
       await stopProcessors();
     }
+  });
+
+  it('SIGTERM mid-job: ffmpeg stops, the lease is given up at once, and another replica completes the job once', async () => {
+    const long = await makeVideo(`term-${suffix}`, { seconds: 60, size: '480x360' });
+    const env = { ...processorEnv, VIDEO_LEASE_MS: '60000' };
+    const stopping = new ChildApp('video-processor', `${group}-stopping`, env);
+    await stopping.start(`consuming as group ${group}`);
+    try {
+      const { id } = await submit(long);
+      await waitFor('the preview to be encoding', async () => (await get(id)).progress > 10, {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+      });
+      const tookMs = await stopping.stop('SIGTERM');
+      expect(stopping.exitCode).toBe(0);
+      expect(await ffmpegProcessesWith(id)).toEqual([]);
+      // Released, not held for the 60 s lease: the next replica may start at once.
+      expect(await claimOf(id)).toMatchObject({ runs: 1, completed: false, released: true });
+      await startProcessor();
+      const video = await settled(id, 120_000);
+      expect(video.status).toBe('completed');
+      expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.processed.v1']);
+      expect(await claimOf(id)).toMatchObject({ runs: 2, completed: true });
+      process.stdout.write(`SIGTERM mid-job: exited in ${tookMs} ms\n`);
+    } finally {
+      await stopping.stop('SIGKILL');
+      await stopProcessors();
+    }
+  });
+
+  it('ffmpeg timing out is retried, then the video fails after the last attempt, once, leaving no partial output', async () => {
+    const long = await makeVideo(`slow-${suffix}`, { seconds: 60, size: '480x360' });
+    await startProcessor({ FFMPEG_TIMEOUT_MS: '1500', CONSUMER_MAX_ATTEMPTS: '2' });
+    const { id } = await submit(long);
+    const video = await settled(id, 120_000);
+    expect(video.status).toBe('failed');
+    expect(video.error).toMatch(/gave up after 2 attempt\(s\): ffmpeg ran past 1500 ms/);
+    expect(video.attempts).toBe(2);
+    expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.failed.v1']);
+    const left = existsSync(join(mediaDir, 'videos', id)) ? readdirSync(join(mediaDir, 'videos', id)) : [];
+    expect(left).toEqual([]);
+    await stopProcessors();
+  });
+
+  it('a job delivered again after completion does no work; late events do not move a final state', async () => {
+    await startProcessor();
+    const { id } = await submit(clip);
+    expect((await settled(id)).status).toBe('completed');
+    const [submitted] = (
+      await db.query<{ value: string; headers: Record<string, string> }>(
+        `SELECT value::text AS value, headers FROM users_api.outbox WHERE message_key = $1 AND event_type = 'video.submitted.v1'`,
+        [id],
+      )
+    ).rows;
+    const producer = testKafka().producer();
+    await producer.connect();
+    try {
+      // The same job again (a replay), and a late progress report for the finished video.
+      await producer.send({
+        topic: 'video-processing',
+        messages: [{ key: id, value: submitted.value, headers: submitted.headers }],
+      });
+      const late = createEnvelope({
+        type: 'video.progress.v1',
+        source: 'e2e-tests',
+        data: { videoId: id, progress: 40, stage: 'preview', attempt: 1 },
+      });
+      await producer.send({ topic: 'video-processed', messages: [{ key: id, value: JSON.stringify(late) }] });
+    } finally {
+      await producer.disconnect();
+    }
+    await waitForDrained(group, ['video-processing']);
+    await waitForDrained('users-api', ['video-processed']);
+    expect(await claimOf(id)).toMatchObject({ runs: 1, completed: true });
+    expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.processed.v1']);
+    expect(await get(id)).toMatchObject({ status: 'completed', progress: 100 });
+    await stopProcessors();
   });
 });
