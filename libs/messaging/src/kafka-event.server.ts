@@ -21,6 +21,7 @@ import {
 } from './failure-headers';
 import { decideFailure } from './failure-decision';
 import { InboxStore, NoInbox } from './inbox';
+import { isBrokerUnreachable } from './kafka-errors';
 import { checkInboxRetention, startInboxPruning } from './inbox-retention';
 import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
@@ -51,6 +52,11 @@ export interface KafkaEventServerOptions {
   /** Set when an app runs several consumer servers: each registers only the handlers routed to its id. */
   transportId?: symbol;
   observer?: ConsumerObserver;
+  /**
+   * When the broker cannot be reached at start, let the app come up and keep trying in the background (the
+   * readiness report says so) instead of failing the boot. For apps that serve without Kafka (users-api).
+   */
+  joinInBackground?: boolean;
   topics: TopicSettings;
   /** Partitions handled in parallel by this replica (order within a partition is always kept). */
   concurrency?: number;
@@ -214,11 +220,38 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   }
 
   async listen(callback: (error?: unknown) => void): Promise<void> {
+    if (this.options.joinInBackground) {
+      // The app comes up at once; its readiness report shows the consumer joining (or why it cannot yet).
+      callback();
+      this.restarting ??= this.startInBackground().finally(() => {
+        this.restarting = undefined;
+      });
+      return;
+    }
     try {
       await this.start();
       callback();
     } catch (error) {
       callback(error);
+    }
+  }
+
+  /** start() again with backoff until it succeeds or the server closes; close() waits for it. */
+  private async startInBackground(): Promise<void> {
+    for (let attempt = 1; !this.closing; attempt++) {
+      try {
+        await this.start();
+        return;
+      } catch (error) {
+        const reason = `${isBrokerUnreachable(error) ? 'waiting for Kafka' : 'start failed'}: ${errorMessageOf(error)}`;
+        this.setMembership({ state: 'joining', reason });
+        if (attempt === 1 || !isBrokerUnreachable(error))
+          this.log.warn(`consumer not started (${reason}); trying again`);
+      }
+      await new Promise<void>((resolve) => {
+        this.restartWait = { timer: setTimeout(resolve, backoffDelay(this.options.retry, attempt)), resolve };
+      });
+      this.restartWait = undefined;
     }
   }
 

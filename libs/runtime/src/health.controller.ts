@@ -134,7 +134,10 @@ export class RuntimeController {
     // Without the broker the consumer cannot be working, whatever its last event said.
     if (working && this.monitor.brokerStatus().reachable) return session.up(data);
     const reason = working ? 'Kafka cluster unreachable' : membership.reason;
-    return session.down({ ...data, reason });
+    // An app that serves without Kafka (users-api) is impaired, not unready, while its consumers cannot work.
+    return this.options.kafkaRequiredForReady
+      ? session.down({ ...data, reason })
+      : session.degraded({ ...data, reason });
   }
 
   private dataSource(): DataSource | undefined {

@@ -141,6 +141,8 @@ export async function startApp<S extends ConfigSchema>(
         startFrom: consumer.startFrom,
         transportId: consumer.transportId,
         observer: metrics,
+        // An app that serves without Kafka also boots without it; its consumers join once the broker answers.
+        joinInBackground: definition.kafkaRequiredForReady === false,
         topics: { partitions: settings.KAFKA_TOPIC_PARTITIONS, replicationFactor: settings.KAFKA_REPLICATION_FACTOR },
         concurrency: consumer.concurrency ?? settings.CONSUMER_CONCURRENCY,
         retry: retryPolicyOf(settings),
