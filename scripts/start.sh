@@ -86,7 +86,7 @@ done
 API="http://$HOST:${PORTS[users-api]}"
 {
   echo
-  printf '  %-18s %s\n' "users-api" "$API   (POST /users, GET /users/:id)"
+  printf '  %-18s %s\n' "users-api" "$API   (POST /users, GET /users/:id, POST /videos, GET /videos/:id)"
   for app in "${APPS[@]}"; do
     [ "$app" = users-api ] || printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}"
   done
@@ -98,6 +98,7 @@ API="http://$HOST:${PORTS[users-api]}"
 
   Try:  curl -i -H 'content-type: application/json' \\
           -d '{"email":"ann@example.com","username":"ann","password":"correct horse battery"}' $API/users
+        curl -i -F file=@clip.mp4 $API/videos     # then GET $API/videos/<id>, …/thumbnail, …/preview
         curl -s http://$HOST:${PORTS[email-service]}/health/ready
         curl -s http://$HOST:${PORTS[email-service]}/metrics | grep ^kafka_consumer
 
