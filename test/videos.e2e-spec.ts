@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, openAsBlob, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openAsBlob, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { loadConfig, videoProcessorConfigSchema } from '@app/config';
 import { ALL_TOPICS, createEnvelope } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
+import { VideosService } from '../apps/users-api/src/videos/videos.service';
 import { videoProcessorApp } from '../apps/video-processor/src/app';
 import { bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
@@ -237,6 +238,16 @@ describe('videos: upload, work queue, renditions', () => {
     }
     expect(await count()).toEqual(before);
     expect(uploadsOnDisk()).toHaveLength(filesBefore);
+
+    // A file whose row never committed (the process died between the write and the commit), and a half-written
+    // one, are swept; files of real videos stay.
+    mkdirSync(join(mediaDir, 'uploads'), { recursive: true });
+    const kept = uploadsOnDisk();
+    const orphan = `${randomUUID()}`;
+    writeFileSync(join(mediaDir, 'uploads', orphan), 'left behind');
+    writeFileSync(join(mediaDir, 'uploads', `${randomUUID()}.1a2b3c4d.part`), 'cut off');
+    expect(await api.app.get(VideosService).sweepOrphans(0)).toBe(2);
+    expect(uploadsOnDisk().sort()).toEqual([...kept].sort());
   });
 
   it('fails a corrupt video once, with a reason, and the next job in the partition completes', async () => {
