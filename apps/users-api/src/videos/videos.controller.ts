@@ -1,11 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { Controller, Get, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { VideoResponse, VideosService } from './videos.service';
+import { CORRELATION_HEADER, correlationIdOf } from '../common/correlation';
 
-const CORRELATION_HEADER = 'x-correlation-id';
-const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const VideoIdParam = z.uuid({ error: 'must be a UUID' });
 
 @Controller('videos')
@@ -20,8 +18,7 @@ export class VideosController {
     @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<VideoResponse> {
-    const correlationId =
-      correlationHeader && CORRELATION_ID.test(correlationHeader) ? correlationHeader : randomUUID();
+    const correlationId = correlationIdOf(correlationHeader);
     const video = await this.videos.submit(request, correlationId);
     response.setHeader('Location', `/videos/${video.id}`);
     response.setHeader(CORRELATION_HEADER, correlationId);
