@@ -182,10 +182,10 @@ export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): vo
     const { app, servers, url } = await startApp(definition, config);
     exitOnSignals(name, app, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS);
     const groups = servers.map((s) => {
-      const { consumerGroup, groupKind, topics } = s.consumerStatus();
-      return topics.length > 0
-        ? `group ${consumerGroup} (${groupKind}) on ${topics.join(', ')}`
-        : `group ${consumerGroup} (idle)`;
+      const { consumerGroup, groupKind, topics, state } = s.consumerStatus();
+      if (topics.length > 0) return `group ${consumerGroup} (${groupKind}) on ${topics.join(', ')}`;
+      // A consumer that joins in the background (users-api) has no topics yet at this point.
+      return `group ${consumerGroup} (${state === 'idle' ? 'idle' : 'joining in the background'})`;
     });
     return `listening on ${url} ${groups.length > 0 ? `and consuming as ${groups.join('; ')}` : '(no consumers)'}`;
   });
