@@ -14,8 +14,8 @@ export interface ConsumeInfo {
   heartbeat: () => Promise<void>;
   /** Aborted when the app shuts down: long work stops, and the message is left for the next owner. */
   signal: AbortSignal;
-  /** No retry follows if this attempt fails: the message goes to the dead-letter topic instead. */
-  finalAttempt: boolean;
+  /** Whether no retry would follow if this attempt failed now (attempts or the retry deadline used up). */
+  finalAttempt: () => boolean;
 }
 
 /** What a handler knows about the message it handles, beside the event itself. */
@@ -64,10 +64,12 @@ export class ConsumeContext extends BaseRpcContext<[ConsumeInfo]> {
     return this.info.signal;
   }
   /**
-   * True when a failure of this attempt is the last one (attempts exhausted): a handler that must report failure
-   * downstream (a `video.failed.v1`) does it now, instead of throwing into the dead-letter topic.
+   * True when a failure now would be the last one — attempts used up, or the next retry would fall past the retry
+   * deadline — so the message would go to the dead-letter topic. A handler that must report failure downstream (a
+   * `video.failed.v1`) asks when it fails, and reports instead of throwing. Decided with the longest backoff, so
+   * "not final" is never followed by a dead letter.
    */
   get finalAttempt(): boolean {
-    return this.info.finalAttempt;
+    return this.info.finalAttempt();
   }
 }

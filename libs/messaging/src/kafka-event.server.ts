@@ -7,7 +7,7 @@ import { lastValueFrom } from 'rxjs';
 import { EventOf, EventType, InvalidEventError, isEventType, parseEvent, topicOf } from '@app/contracts';
 import { backoffDelay } from './backoff';
 import { ConsumeContext } from './consume-context';
-import { errorClassOf, errorMessageOf } from './errors';
+import { errorClassOf, errorMessageOf, RetriableError } from './errors';
 import {
   DeadLetterReason,
   deadLetterTopicOf,
@@ -142,6 +142,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   /** The restart after a crash in progress, if any: one at a time, and close() waits for it. */
   private restarting?: Promise<void>;
   private restartWait?: { timer: NodeJS.Timeout; resolve: () => void };
+  /** joinInBackground: the start still trying; close() waits for it. */
+  private backgroundStart?: Promise<void>;
   readonly stats: ConsumerStats = {
     handled: 0,
     duplicates: 0,
@@ -223,9 +225,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (this.options.joinInBackground) {
       // The app comes up at once; its readiness report shows the consumer joining (or why it cannot yet).
       callback();
-      this.restarting ??= this.startInBackground().finally(() => {
-        this.restarting = undefined;
-      });
+      this.backgroundStart = this.startInBackground();
       return;
     }
     try {
@@ -245,6 +245,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       } catch (error) {
         const reason = `${isBrokerUnreachable(error) ? 'waiting for Kafka' : 'start failed'}: ${errorMessageOf(error)}`;
         this.setMembership({ state: 'joining', reason });
+        // A consumer that connected before the failure must not linger in the group.
+        await this.consumer?.disconnect().catch(() => undefined);
+        this.consumer = undefined;
         if (attempt === 1 || !isBrokerUnreachable(error))
           this.log.warn(`consumer not started (${reason}); trying again`);
       }
@@ -534,7 +537,12 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
             transaction,
             heartbeat,
             signal: this.shutdown.signal,
-            finalAttempt: attempt >= this.options.retry.maxAttempts,
+            finalAttempt: () =>
+              decideFailure(
+                { attempt, error: new RetriableError('would fail now'), firstFailedAt, now: Date.now() },
+                this.options.retry,
+                () => 1,
+              ).kind === 'dead-letter',
           });
           const result: unknown = await handler(event, context);
           await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
@@ -638,6 +646,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       this.restartWait.resolve();
     }
     await this.restarting;
+    await this.backgroundStart;
     if (this.idle) {
       clearInterval(this.idle.timer);
       await this.idle.admin.disconnect();

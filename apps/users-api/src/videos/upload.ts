@@ -81,6 +81,7 @@ export function receiveVideo<T>(
   request: Request,
   limits: UploadLimits,
   store: (content: Readable) => Promise<T>,
+  discard: () => Promise<void>,
 ): Promise<{ container: string; sizeBytes: number; stored: T }> {
   if (!request.is('multipart/form-data')) {
     return Promise.reject(
@@ -101,8 +102,10 @@ export function receiveVideo<T>(
     const fail = (error: unknown) => {
       if (settled) return;
       settled = true;
-      // A write still under way is abandoned, and the storage removes what it had written.
+      // A write still under way is abandoned, and the storage removes what it had written; one that already
+      // finished (the form went wrong after the file) is removed here.
       content?.destroy(error instanceof Error ? error : new Error(String(error)));
+      void work?.then(discard, () => undefined).catch(() => undefined);
       request.unpipe(parser);
       request.resume(); // read the rest, so the answer can be sent on a healthy connection
       reject(error instanceof Error ? error : new Error(String(error)));

@@ -45,11 +45,18 @@ export class VideosController {
 
 function send(response: Response, path: string, type: string): Promise<void> {
   return new Promise((resolve, reject) => {
+    const done = (error?: Error & { code?: string; headers?: Record<string, string> }) => {
+      // A player that aborts a range request (every seek) is not an error; nor is anything once the answer started.
+      if (!error || error.code === 'ECONNABORTED' || response.headersSent) return resolve();
+      // send's own answers (416 with `Content-Range: bytes */size`) keep their headers.
+      if (error.headers) response.set(error.headers);
+      reject(error);
+    };
     // The path is built from a storage key, never from the request; the media directory may sit under a dot-directory.
     response.sendFile(
       path,
       { headers: { 'content-type': type }, acceptRanges: true, maxAge: '1h', dotfiles: 'allow' },
-      (error) => (error ? reject(error) : resolve()),
+      done,
     );
   });
 }

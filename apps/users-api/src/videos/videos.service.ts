@@ -64,8 +64,13 @@ export class VideosService implements OnApplicationBootstrap, OnApplicationShutd
   async submit(request: Request, correlationId: string): Promise<VideoResponse> {
     const id = randomUUID();
     const limits = { maxBytes: this.config.VIDEO_MAX_BYTES, containers: this.config.VIDEO_CONTAINERS };
-    const upload = await receiveVideo(request, limits, (content) => this.storage.write(`${UPLOADS}/${id}`, content));
     const sourceKey = `${UPLOADS}/${id}`;
+    const upload = await receiveVideo(
+      request,
+      limits,
+      (content) => this.storage.write(sourceKey, content),
+      () => this.storage.delete(sourceKey),
+    );
     try {
       const row = await this.dataSource.transaction(async (tx) => {
         const [created] = await tx.query<VideoRow[]>(

@@ -54,6 +54,8 @@ export class VideoProcessorService {
     };
 
     const directory = `videos/${videoId}`;
+    /** The work is done and only its result event failed: retried as is, never reported as a failed video. */
+    let resultPending = false;
     const scratch = `${directory}/run-${randomUUID().slice(0, 8)}`;
     try {
       await this.removeEarlierRuns(directory);
@@ -74,6 +76,7 @@ export class VideoProcessorService {
       await this.storage.rename(`${scratch}/thumbnail.jpg`, thumbnailKey);
       await this.storage.rename(`${scratch}/preview.mp4`, previewKey);
       await this.storage.deletePrefix(scratch);
+      resultPending = true;
       await publish('video.processed.v1', {
         videoId,
         metadata,
@@ -85,7 +88,7 @@ export class VideoProcessorService {
       this.logger.log(`video ${videoId} processed (attempt ${attempt}, ${metadata.durationSeconds} s)`);
     } catch (error) {
       await this.storage.deletePrefix(scratch).catch(() => undefined);
-      if (error instanceof ToolStoppedError || context.signal.aborted) throw error;
+      if (error instanceof ToolStoppedError || context.signal.aborted || resultPending) throw error;
       if (error instanceof NotAVideoError || context.finalAttempt) {
         const permanent = error instanceof NotAVideoError;
         const reason = permanent ? error.message : `gave up after ${attempt} attempt(s): ${errorMessageOf(error)}`;

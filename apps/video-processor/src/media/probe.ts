@@ -12,8 +12,8 @@ export async function probe(ffprobe: string, path: string, run: Omit<ToolRun, 'o
   try {
     text = await runTool(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', path], run);
   } catch (error) {
-    // ffprobe refusing the input is about the input; a timeout or a missing binary is not.
-    if (error instanceof ToolFailedError && /exited with 1/.test(error.message)) {
+    // ffprobe refusing the input (exit 1) is about the input; a timeout, a missing binary (setpriv's 126/127) is not.
+    if (error instanceof ToolFailedError && error.exitCode === 1) {
       throw new NotAVideoError(`not a readable video: ${error.message.replace(/^.*?: /, '')}`);
     }
     throw error;

@@ -6,6 +6,8 @@ import { PermanentError, RetriableError } from '@app/messaging';
 /** ffmpeg or ffprobe exited non-zero, was killed, or ran past its timeout: worth another attempt. */
 export class ToolFailedError extends RetriableError {
   override readonly name = 'ToolFailedError';
+  /** The tool's exit code, when it exited by itself. */
+  exitCode?: number;
 }
 
 /** The input is not something ffprobe/ffmpeg can read as a video: no attempt will change that. */
@@ -66,7 +68,9 @@ export function runTool(command: string, args: string[], run: ToolRun): Promise<
         return reject(new ToolFailedError(`${command} ran past ${run.timeoutMs} ms and was killed`));
       if (code === 0) return resolve(stdout);
       const last = stderr.trim().split('\n').slice(-3).join(' | ');
-      reject(new ToolFailedError(`${command} exited with ${code ?? signal}: ${last || 'no output'}`));
+      const failure = new ToolFailedError(`${command} exited with ${code ?? signal}: ${last || 'no output'}`);
+      if (code !== null) failure.exitCode = code;
+      reject(failure);
     });
   });
 }
