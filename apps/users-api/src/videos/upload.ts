@@ -150,7 +150,13 @@ export function receiveVideo<T>(
         resolve(result);
       }, fail);
     });
-    request.on('aborted', () => fail(new UploadError(400, 'VIDEO.UPLOAD_ABORTED', 'The upload was cut off')));
+    const cutOff = () => fail(new UploadError(400, 'VIDEO.UPLOAD_ABORTED', 'The upload was cut off'));
+    // The client may have gone before this handler ran (guards run first): then no 'aborted' event comes.
+    if (request.destroyed || request.readableAborted) return cutOff();
+    request.on('aborted', cutOff);
+    request.on('close', () => {
+      if (!request.complete) cutOff();
+    });
     request.pipe(parser);
   });
 }
