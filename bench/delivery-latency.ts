@@ -116,30 +116,13 @@ async function main(): Promise<void> {
     `${label.padEnd(44)} ${percentile(values, 0.5).toFixed(0).padStart(6)} ${percentile(values, 0.99).toFixed(0).padStart(6)}`;
   process.stdout.write(`\n201 → SMTP accepted, ${N} registrations one at a time, SMTP answering at once\n`);
   process.stdout.write(`${'stage'.padEnd(44)} ${'p50 ms'.padStart(6)} ${'p99 ms'.padStart(6)}\n`);
-  process.stdout.write(
-    `${row(
-      '201 answered → SMTP server accepted',
-      samples.map((s) => s.total),
-    )}\n`,
-  );
-  process.stdout.write(
-    `${row(
-      '  outbox commit → published (relay, ack)',
-      samples.map((s) => s.relay),
-    )}\n`,
-  );
-  process.stdout.write(
-    `${row(
-      '  published → inbox transaction (consumer)',
-      samples.map((s) => s.consume),
-    )}\n`,
-  );
-  process.stdout.write(
-    `${row(
-      '  inbox transaction → accepted (render, SMTP)',
-      samples.map((s) => s.send),
-    )}\n`,
-  );
+  const stages: [string, (s: (typeof samples)[number]) => number][] = [
+    ['201 answered → SMTP server accepted', (s) => s.total],
+    ['  outbox commit → published (relay, ack)', (s) => s.relay],
+    ['  published → inbox transaction (consumer)', (s) => s.consume],
+    ['  inbox transaction → accepted (render, SMTP)', (s) => s.send],
+  ];
+  for (const [label, pick] of stages) process.stdout.write(`${row(label, samples.map(pick))}\n`);
 }
 
 main().then(

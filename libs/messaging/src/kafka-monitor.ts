@@ -23,7 +23,8 @@ export interface PartitionLag {
   lag: number;
 }
 
-function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+/** `work`, or a rejection naming `what` after `ms`; the work itself goes on, nobody waits for it. */
+export function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { withDeadline } from '@app/messaging';
 import { MetricsContributor, ReadinessContributor, ReadinessReport, RuntimeContributor } from '@app/runtime';
 import { OutboxRelay, OutboxRelayStatus } from './outbox.relay';
 
@@ -43,21 +44,10 @@ export class OutboxObservability implements ReadinessContributor, MetricsContrib
     return this.relay.status();
   }
 
-  /** backlog(), or a rejection after `ms`: the query itself may go on, nobody waits for it. */
-  private backlogWithin(ms: number): Promise<OutboxBacklog> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      this.backlog(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`outbox backlog query took over ${ms} ms`)), ms);
-      }),
-    ]).finally(() => clearTimeout(timer));
-  }
-
   async readiness(): Promise<ReadinessReport> {
     const relay = this.relay.status();
     try {
-      const backlog = await this.backlogWithin(BACKLOG_TIMEOUT_MS);
+      const backlog = await withDeadline('the outbox backlog query', BACKLOG_TIMEOUT_MS, this.backlog());
       const degraded = relay.failingSince !== null || backlog.parked > 0;
       return { status: degraded ? 'degraded' : 'up', relay, ...backlog };
     } catch (error) {
@@ -74,7 +64,7 @@ export class OutboxObservability implements ReadinessContributor, MetricsContrib
     let last: Promise<OutboxBacklog | undefined> | undefined;
     // One query per scrape for the three gauges, bounded: a hung database leaves them out instead of stalling /metrics.
     const read = () => {
-      last ??= this.backlogWithin(BACKLOG_TIMEOUT_MS)
+      last ??= withDeadline('the outbox backlog query', BACKLOG_TIMEOUT_MS, this.backlog())
         .catch(() => undefined)
         .finally(() => {
           last = undefined;

@@ -3,7 +3,7 @@ import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import { HealthCheckResult, HealthCheckService, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
-import { EventProducer, KafkaMonitor } from '@app/messaging';
+import { EventProducer, KafkaMonitor, withDeadline } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
 import { isContributor, isReadinessContributor, ReadinessContributor } from './contributor';
 import { RuntimeMetrics } from './runtime-metrics';
@@ -21,16 +21,6 @@ export interface RuntimeOptions {
 
 const DATABASE_TIMEOUT_MS = 2000;
 const CONTRIBUTOR_TIMEOUT_MS = 3000;
-
-function withTimeout<T>(ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    work,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /**
  * `GET /health/live`: the process serves HTTP (restart it if not). `GET /health/ready`: it can do its work — the
@@ -73,7 +63,11 @@ export class RuntimeController {
       checks.push(async () => {
         const session = this.indicator.check(contributor.readinessKey);
         try {
-          const { status, ...data } = await withTimeout(CONTRIBUTOR_TIMEOUT_MS, contributor.readiness());
+          const { status, ...data } = await withDeadline(
+            contributor.readinessKey,
+            CONTRIBUTOR_TIMEOUT_MS,
+            contributor.readiness(),
+          );
           if (status === 'up') return session.up(data);
           return status === 'degraded' ? session.degraded(data) : session.down(data);
         } catch (error) {
@@ -101,7 +95,7 @@ export class RuntimeController {
   private async database(dataSource: DataSource): Promise<HealthIndicatorResult> {
     const session = this.indicator.check('database');
     try {
-      await withTimeout(DATABASE_TIMEOUT_MS, dataSource.query('SELECT 1'));
+      await withDeadline('the database', DATABASE_TIMEOUT_MS, dataSource.query('SELECT 1'));
       return session.up();
     } catch (error) {
       return session.down({ message: error instanceof Error ? error.message : String(error) });

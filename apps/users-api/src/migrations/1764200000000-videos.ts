@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { createInboxTable } from '@app/messaging';
+import { addInboxPruningIndex, createInboxTable } from '@app/messaging';
 import { SCHEMA } from '../schema';
 
 /** Videos and their processing state; the inbox of users-api's own consumer group (video results). */
@@ -24,6 +24,8 @@ export class Videos1764200000000 implements MigrationInterface {
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
     await createInboxTable(runner, SCHEMA);
+    // Inbox records are pruned by age (INBOX_RETENTION_HOURS), as in email-service.
+    await addInboxPruningIndex(runner, SCHEMA);
   }
 
   async down(runner: QueryRunner): Promise<void> {
