@@ -200,9 +200,17 @@ describe('health, readiness and metrics', () => {
           },
         );
       }
-      const apiReady = await get(`${api.url}/health/ready`);
+      // users-api probes on its own timer too: wait for it to notice, staying ready (200) all along.
+      const apiReady = await waitFor(
+        'users-api to mark Kafka degraded',
+        async () => {
+          const answer = await get(`${api.url}/health/ready`);
+          expect(answer.status).toBe(200);
+          return answer.body.details.kafka.status === 'degraded' ? answer : undefined;
+        },
+        { timeoutMs: 15_000 },
+      );
       expect(apiReady.status).toBe(200);
-      expect(apiReady.body.details.kafka.status).toBe('degraded');
       const address = `${group}-outage@example.com`;
       const during = await postUser(api.url, {
         email: address,
