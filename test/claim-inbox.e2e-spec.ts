@@ -137,6 +137,32 @@ describe('claim-mode inbox', () => {
     await expect(running).rejects.toBeInstanceOf(ClaimLostError);
     expect(await row(k)).toMatchObject({ owner: 'other', completed: false });
   });
+
+  it('stops the work at the next renewal once its claim was taken over, instead of running beside the new owner', async () => {
+    const k = key();
+    let stoppedBy: unknown;
+    const running = inbox(1200).run(k, async (_transaction, lost) => {
+      // A consumer that froze past its lease: another took the job over while this one still works.
+      await dataSource.query(
+        `UPDATE "${schema}".claims SET owner = 'other', lease_until = now() + interval '1 minute' WHERE event_id = $1`,
+        [k.eventId],
+      );
+      // The job would run for a minute; the lost claim has to stop it (renewals come every 400 ms).
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, 60_000);
+        lost!.addEventListener('abort', () => {
+          clearTimeout(timer);
+          stoppedBy = lost!.reason;
+          reject(new Error('ffmpeg stopped'));
+        });
+      });
+    });
+    const started = Date.now();
+    await expect(running).rejects.toBeInstanceOf(ClaimLostError);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(stoppedBy).toBeInstanceOf(ClaimLostError);
+    expect(await row(k)).toMatchObject({ owner: 'other', completed: false });
+  });
 });
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DataSource, QueryRunner } from 'typeorm';
-import { RetriableError } from './errors';
+import { errorMessageOf, RetriableError } from './errors';
 import { InboxBusyError, InboxKey, InboxOutcome, InboxStore } from './inbox';
 
 /** The claim of a long job was taken over (its lease ran out while it ran): its completion does not count. */
@@ -38,17 +38,37 @@ export class ClaimInbox implements InboxStore {
     return `"${this.options.schema}".claims`;
   }
 
-  async run(key: InboxKey, work: () => Promise<void>): Promise<InboxOutcome> {
+  async run(key: InboxKey, work: (transaction?: undefined, lost?: AbortSignal) => Promise<void>): Promise<InboxOutcome> {
     const claimed = await this.claim(key);
     if (claimed === 'completed') return 'duplicate';
-    const renew = setInterval(() => void this.renew(key).catch(() => undefined), this.options.leaseMs / 3);
+    // Aborted the moment this process can no longer be sure it holds the claim: a renewal found the row taken over,
+    // or no renewal has succeeded for a whole lease. The work stops instead of running beside the next owner's.
+    const lost = new AbortController();
+    let heldUntil = Date.now() + this.options.leaseMs;
+    const renew = setInterval(() => {
+      void this.renew(key).then(
+        (held) => {
+          if (held) heldUntil = Date.now() + this.options.leaseMs;
+          else lost.abort(new ClaimLostError(`the claim on event ${key.eventId} passed to another consumer`));
+        },
+        (error: unknown) => {
+          if (Date.now() < heldUntil) return;
+          lost.abort(
+            new ClaimLostError(
+              `the lease on event ${key.eventId} could not be renewed for ${this.options.leaseMs} ms (${errorMessageOf(error)})`,
+            ),
+          );
+        },
+      );
+    }, this.options.leaseMs / 3);
     try {
-      await work();
+      await work(undefined, lost.signal);
+      if (lost.signal.aborted) throw lost.signal.reason;
     } catch (error) {
       clearInterval(renew);
       // Let a retry take it at once rather than after the lease.
       await this.release(key).catch(() => undefined);
-      throw error;
+      throw lost.signal.aborted ? lost.signal.reason : error;
     }
     clearInterval(renew);
     await this.complete(key);
@@ -78,12 +98,14 @@ export class ClaimInbox implements InboxStore {
     );
   }
 
-  private async renew(key: InboxKey): Promise<void> {
-    await this.dataSource.query(
+  /** Extends the lease; false when the row is no longer this process's (taken over, or completed by another). */
+  private async renew(key: InboxKey): Promise<boolean> {
+    const [, updated] = await this.dataSource.query<[unknown, number]>(
       `UPDATE ${this.table} SET lease_until = now() + make_interval(secs => $4 / 1000.0)
         WHERE consumer_group = $1 AND event_id = $2 AND owner = $3 AND completed_at IS NULL`,
       [key.consumerGroup, key.eventId, this.owner, this.options.leaseMs],
     );
+    return updated === 1;
   }
 
   private async release(key: InboxKey): Promise<void> {

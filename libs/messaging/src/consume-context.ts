@@ -12,7 +12,7 @@ export interface ConsumeInfo {
   correlationId: string;
   transaction?: EntityManager;
   heartbeat: () => Promise<void>;
-  /** Aborted when the app shuts down: long work stops, and the message is left for the next owner. */
+  /** Aborted when the app shuts down or a claim-mode inbox lost its claim: long work stops. */
   signal: AbortSignal;
   /** Whether no retry would follow if this attempt failed now (attempts or the retry deadline used up). */
   finalAttempt: () => boolean;
@@ -57,8 +57,11 @@ export class ConsumeContext extends BaseRpcContext<[ConsumeInfo]> {
     return this.info.heartbeat();
   }
   /**
-   * Aborted when the app shuts down. Long work (a child process) should stop and throw: the runner then neither
-   * retries nor commits the message, a claim-mode inbox gives up its lease, and the next owner runs it again.
+   * Aborted when the app shuts down, or (claim-mode inbox) when this process lost its claim — another consumer took
+   * the job over after the lease ran out. Long work (a child process) should stop and throw. On shutdown the runner
+   * neither retries nor commits the message and the next owner runs it; on a lost claim the inbox throws
+   * ClaimLostError, retried like any retriable failure (and skipped once the new owner completed it).
+   * `signal.reason` says which.
    */
   get signal(): AbortSignal {
     return this.info.signal;

@@ -18,7 +18,11 @@ export type InboxOutcome = 'handled' | 'duplicate';
  * fails, the record is gone and the event will be handled again; if the record exists, the work is skipped.
  */
 export interface InboxStore {
-  run(key: InboxKey, work: (transaction?: EntityManager) => Promise<void>): Promise<InboxOutcome>;
+  /**
+   * Runs the work once per key. `transaction` (transactional inbox) commits with the dedupe record; `lost` (claim
+   * inbox) is aborted when this process no longer holds the claim, and the work should stop.
+   */
+  run(key: InboxKey, work: (transaction?: EntityManager, lost?: AbortSignal) => Promise<void>): Promise<InboxOutcome>;
   /** Deletes records older than the retention; returns how many. */
   prune?(consumerGroup: string, retentionHours: number): Promise<number>;
 }

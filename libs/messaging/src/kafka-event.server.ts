@@ -524,7 +524,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
           partition: origin.partition,
           offset: origin.offset,
         },
-        async (transaction) => {
+        async (transaction, lost) => {
           const context = new ConsumeContext({
             topic: origin.topic,
             partition: origin.partition,
@@ -536,7 +536,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
             correlationId: event.correlationid,
             transaction,
             heartbeat,
-            signal: this.shutdown.signal,
+            signal: lost ? AbortSignal.any([this.shutdown.signal, lost]) : this.shutdown.signal,
             finalAttempt: () =>
               decideFailure(
                 { attempt, error: new RetriableError('would fail now'), firstFailedAt, now: Date.now() },

@@ -15,7 +15,7 @@ export class NotAVideoError extends PermanentError {
   override readonly name = 'NotAVideoError';
 }
 
-/** The run was stopped because the app shuts down. */
+/** The run was stopped from outside: the app shuts down, or the job's claim passed to another replica. */
 export class ToolStoppedError extends Error {
   override readonly name = 'ToolStoppedError';
 }
@@ -35,7 +35,7 @@ export interface ToolRun {
 export function runTool(command: string, args: string[], run: ToolRun): Promise<string> {
   return new Promise((resolve, reject) => {
     if (run.signal.aborted) {
-      reject(new ToolStoppedError(`${command} not started: shutting down`));
+      reject(new ToolStoppedError(`${command} not started: ${reasonOf(run.signal)}`));
       return;
     }
     const [file, argv] = withParentDeath ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
@@ -63,7 +63,7 @@ export function runTool(command: string, args: string[], run: ToolRun): Promise<
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       run.signal.removeEventListener('abort', onAbort);
-      if (ended === 'stopped') return reject(new ToolStoppedError(`${command} stopped: shutting down`));
+      if (ended === 'stopped') return reject(new ToolStoppedError(`${command} stopped: ${reasonOf(run.signal)}`));
       if (ended === 'timeout')
         return reject(new ToolFailedError(`${command} ran past ${run.timeoutMs} ms and was killed`));
       if (code === 0) return resolve(stdout);
@@ -73,4 +73,8 @@ export function runTool(command: string, args: string[], run: ToolRun): Promise<
       reject(failure);
     });
   });
+}
+
+function reasonOf(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : 'stopped';
 }
