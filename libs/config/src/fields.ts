@@ -80,6 +80,11 @@ export function httpEnv(defaultPort: number) {
   return {
     PORT: int(0, 65535).default(defaultPort),
     HOST: z.string().min(1).default('127.0.0.1'),
+    /**
+     * Longest a whole request may take, body included — a large upload over a slow link needs minutes. Headers
+     * must still arrive within 60 s whatever this says.
+     */
+    HTTP_REQUEST_TIMEOUT_MS: int(1000, 6 * 3_600_000).default(1_800_000),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
 import type { z } from 'zod';
 import { DiscoveryService, NestFactory } from '@nestjs/core';
@@ -162,6 +163,10 @@ export async function startApp<S extends ConfigSchema>(
 
     // HTTP first: /health/live answers and /health/ready says "joining" while the consumers join their groups.
     await app.listen(settings.PORT, settings.HOST);
+    const http = app.getHttpServer() as Server;
+    // Node checks open requests every 30 s, and only while the headers timeout is not the longer of the two.
+    http.requestTimeout = settings.HTTP_REQUEST_TIMEOUT_MS;
+    http.headersTimeout = Math.min(http.headersTimeout, settings.HTTP_REQUEST_TIMEOUT_MS);
     await app.startAllMicroservices();
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
     return { app, servers, server: servers[0], url };
