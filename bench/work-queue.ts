@@ -8,14 +8,18 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { openAsBlob, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { loadConfig, usersApiConfigSchema, videoProcessorConfigSchema } from '@app/config';
+import { ALL_TOPICS } from '@app/contracts';
+import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { usersApiApp } from '../apps/users-api/src/app';
 import { videoProcessorApp } from '../apps/video-processor/src/app';
 import { testKafka } from '../test/support/broker';
 import { startGroupAtEnd } from '../test/support/kafka';
+import { waitFor } from '../test/support/wait';
 import { makeVideo, removeTestFiles, TestVideo } from '../test/support/videos';
-import { benchEnv } from './env';
+import { benchEnv, DATABASE_URL } from './env';
 
 const JOBS = Number(process.env.BENCH_VIDEO_JOBS ?? 24);
 /**
@@ -25,40 +29,81 @@ const JOBS = Number(process.env.BENCH_VIDEO_JOBS ?? 24);
 const PARTITIONS = Number(process.env.BENCH_VIDEO_PARTITIONS ?? 12);
 const SECONDS = Number(process.env.BENCH_VIDEO_SECONDS ?? 10);
 
-async function round(apiUrl: string, mediaDir: string, replicas: number, videos: TestVideo[]): Promise<number> {
+interface Round {
+  /** From the first job claimed to the last one completed, as the processors' claims table recorded them. */
+  seconds: number;
+  /** Jobs each replica handled: a replica owns whole partitions, so the split follows the keys' hashes. */
+  split: number[];
+}
+
+/**
+ * One round: the videos are uploaded while no processor of the round's group runs, so the queue is full when the
+ * replicas start; the clock is the claims table's, first claim to last completion — the rate at which the replicas
+ * drain a backlog, with neither the uploads nor the group join inside it.
+ */
+async function round(
+  apiUrl: string,
+  db: Client,
+  mediaDir: string,
+  replicas: number,
+  videos: TestVideo[],
+): Promise<Round> {
   const group = `bench-video-${replicas}-${randomUUID().slice(0, 8)}`;
   await startGroupAtEnd(group, 'video-processing');
+  const ids: string[] = [];
+  for (const video of videos) {
+    const form = new FormData();
+    form.append('file', await openAsBlob(video.path), video.name);
+    const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form });
+    if (response.status !== 202) throw new Error(`POST /videos answered ${response.status}`);
+    ids.push(((await response.json()) as { id: string }).id);
+  }
+  await waitFor(
+    'every job to be on video-processing',
+    async () =>
+      (
+        await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM users_api.outbox WHERE message_key = ANY($1) AND published_at IS NOT NULL`,
+          [ids],
+        )
+      ).rows[0].n === ids.length,
+  );
+
   const env = benchEnv({
     MEDIA_DIR: mediaDir,
     VIDEO_CONSUMER_GROUP: group,
     FFMPEG_THREADS: '1',
     CONSUMER_CONCURRENCY: '1',
+    ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
   });
   const processors: RunningApp[] = [];
-  for (let i = 0; i < replicas; i++) {
-    processors.push(await startApp(videoProcessorApp, loadConfig('video-processor', videoProcessorConfigSchema, env)));
-  }
   try {
-    const started = Date.now();
-    const ids: string[] = [];
-    for (const video of videos) {
-      const form = new FormData();
-      form.append('file', await openAsBlob(video.path), video.name);
-      const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form });
-      if (response.status !== 202) throw new Error(`POST /videos answered ${response.status}`);
-      ids.push(((await response.json()) as { id: string }).id);
+    for (let i = 0; i < replicas; i++) {
+      processors.push(
+        await startApp(videoProcessorApp, loadConfig('video-processor', videoProcessorConfigSchema, env)),
+      );
     }
     const pending = new Set(ids);
-    while (pending.size > 0) {
-      if (Date.now() - started > 30 * 60_000) throw new Error('the work queue did not finish within 30 minutes');
-      for (const id of [...pending]) {
-        const { status } = (await (await fetch(`${apiUrl}/videos/${id}`)).json()) as { status: string };
-        if (status === 'failed') throw new Error(`video ${id} failed`);
-        if (status === 'completed') pending.delete(id);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return (Date.now() - started) / 1000;
+    await waitFor(
+      `${ids.length} videos to be processed`,
+      async () => {
+        for (const id of [...pending]) {
+          const { status } = (await (await fetch(`${apiUrl}/videos/${id}`)).json()) as { status: string };
+          if (status === 'failed') throw new Error(`video ${id} failed`);
+          if (status === 'completed') pending.delete(id);
+        }
+        return pending.size === 0;
+      },
+      { timeoutMs: 30 * 60_000, intervalMs: 250 },
+    );
+    const [{ seconds }] = (
+      await db.query<{ seconds: number }>(
+        `SELECT extract(epoch FROM max(completed_at) - min(claimed_at))::float AS seconds
+           FROM video_processor.claims WHERE consumer_group = $1`,
+        [group],
+      )
+    ).rows;
+    return { seconds, split: processors.map((p) => p.server.stats.handled) };
   } finally {
     for (const processor of processors) await processor.app.close();
   }
@@ -69,6 +114,8 @@ async function main(): Promise<void> {
   const mediaDir = join(__dirname, '..', '.run', 'bench-media', marker);
   const videos: TestVideo[] = [];
   for (let i = 0; i < JOBS; i++) videos.push(await makeVideo(`${marker}-${i}`, { seconds: SECONDS, size: '480x360' }));
+  // Created here when this bench runs alone on a fresh broker; grown when earlier benches created it smaller.
+  await ensureTopics(testKafka(), ALL_TOPICS, { partitions: PARTITIONS, replicationFactor: 1 });
   const admin = testKafka().admin();
   await admin.connect();
   const [topic] = (await admin.fetchTopicMetadata({ topics: ['video-processing'] })).topics;
@@ -80,17 +127,20 @@ async function main(): Promise<void> {
     usersApiApp,
     loadConfig('users-api', usersApiConfigSchema, benchEnv({ MEDIA_DIR: mediaDir, OUTBOX_IDLE_POLL_MS: '200' })),
   );
+  const db = new Client({ connectionString: DATABASE_URL });
+  await db.connect();
   try {
-    const one = await round(api.url, mediaDir, 1, videos);
-    const two = await round(api.url, mediaDir, 2, videos);
-    const perMinute = (seconds: number) => (JOBS / seconds) * 60;
-    const line = (replicas: number, seconds: number) =>
-      `${String(replicas).padStart(8)} ${String(JOBS).padStart(5)} ${seconds.toFixed(1).padStart(10)} ${perMinute(seconds).toFixed(1).padStart(9)}  ${(perMinute(seconds) / perMinute(one)).toFixed(2)}×`;
+    const one = await round(api.url, db, mediaDir, 1, videos);
+    const two = await round(api.url, db, mediaDir, 2, videos);
+    const perMinute = (r: Round) => (JOBS / r.seconds) * 60;
+    const line = (replicas: number, r: Round) =>
+      `${String(replicas).padStart(8)} ${String(JOBS).padStart(5)} ${r.seconds.toFixed(1).padStart(8)} ${perMinute(r).toFixed(1).padStart(9)} ${`${(perMinute(r) / perMinute(one)).toFixed(2)}×`.padStart(6)}  ${r.split.join(' / ').padStart(7)}  ${`${(JOBS / Math.max(...r.split)).toFixed(2)}×`.padStart(7)}`;
     process.stdout.write(
-      `\nWork queue: ${JOBS} videos of ${SECONDS} s (480x360, H.264/AAC) → probe, thumbnail, 360p preview; ffmpeg 1 thread per replica; ${PARTITIONS} partitions\n` +
-        `replicas  jobs  seconds  jobs/min  ratio\n${line(1, one)}\n${line(2, two)}\n`,
+      `\nWork queue: ${JOBS} videos of ${SECONDS} s (480x360, H.264/AAC) → probe, thumbnail, 360p preview; ffmpeg 1 thread per replica; ${PARTITIONS} partitions; first claim to last completion on a full queue\n` +
+        `replicas  jobs  seconds  jobs/min  ratio  jobs by replica  ceiling (jobs ÷ busiest replica's)\n${line(1, one)}\n${line(2, two)}\n`,
     );
   } finally {
+    await db.end();
     await api.app.close();
     rmSync(mediaDir, { recursive: true, force: true });
     removeTestFiles(marker);

@@ -5,15 +5,18 @@ import { kafkaAppConfigSchema, loadConfig } from '@app/config';
 import {
   deadLetterTopicOf,
   ensureTopics,
+  failureHeaders,
+  FailureHeaders,
   EventConsumer,
   EventConsumerOptions,
   HandleEvent,
   retryTopicOf,
+  toRecord,
 } from '@app/messaging';
 import { defineApp, RunningApp, startApp } from '@app/runtime';
 import { testKafka } from './support/broker';
 import { appEnv } from './support/env';
-import { EmailEvents } from './support/kafka';
+import { EmailEvents, startGroupAtEnd } from './support/kafka';
 import { waitFor } from './support/wait';
 
 /** What one consumer instance saw; `failOn` makes its handler throw for one address. */
@@ -169,5 +172,75 @@ describe('consumer runtime: consumer classes of different kinds in one app', () 
     );
     expect([...durableSeen.addresses].sort()).toEqual(sent);
     expect([...liveSeen.addresses].sort()).toEqual(sent);
+  });
+});
+
+describe('consumer runtime: a replica joining while another works through a backlog', () => {
+  const apps: RunningApp[] = [];
+  const producer = testKafka().producer();
+
+  afterAll(async () => {
+    for (const app of apps) await app.app.close().catch(() => undefined);
+    await producer.disconnect();
+  });
+
+  it('gets partitions once the job in hand is done, not after one job from every partition the first had fetched', async () => {
+    const name = `backlog-${randomUUID().slice(0, 8)}`;
+    await startGroupAtEnd(name, 'emails');
+    // One slow job on each of 12 partitions (of the group's retry topic, due now): the first replica fetches all
+    // 12 batches at once. kafkajs raises a batch's rebalance error only after every batch of the fetch returned.
+    const retryTopic = retryTopicOf(name);
+    await ensureTopics(testKafka(), [retryTopic], { partitions: 12, replicationFactor: 1 });
+    await producer.connect();
+    const now = Date.now();
+    await producer.send({
+      topic: retryTopic,
+      acks: -1,
+      messages: Array.from({ length: 12 }, (_, i) => {
+        const userId = randomUUID();
+        const record = toRecord(
+          'email.requested.v1',
+          { to: `${name}-${i}@example.com`, template: 'welcome', data: { username: `${name}-${i}` }, userId },
+          { key: userId, source: 'e2e-tests' },
+        );
+        const origin = { topic: 'emails', partition: 0, offset: String(i), timestamp: String(now) };
+        return {
+          ...record,
+          partition: i,
+          headers: {
+            ...record.headers,
+            ...failureHeaders({ origin, consumerGroup: name, attempts: 1, firstFailedAt: now, error: new Error('x') }),
+            [FailureHeaders.RetryAt]: String(now),
+          },
+        };
+      }),
+    });
+    const slowApp = (seen: Seen) => {
+      @EventConsumer({ group: name, inbox: 'none' })
+      @Controller()
+      class SlowWorker {
+        @HandleEvent('email.requested.v1')
+        async on(event: EventOf<'email.requested.v1'>): Promise<void> {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          seen.addresses.push(event.data.to);
+        }
+      }
+      @Module({ controllers: [SlowWorker] })
+      class SlowModule {}
+      return defineApp({ name: 'slow', schema: kafkaAppConfigSchema(0), module: () => ({ module: SlowModule }) });
+    };
+    const env = appEnv({ CONSUMER_HEARTBEAT_INTERVAL_MS: '500' });
+    const [first, second] = [new Seen(), new Seen()];
+    apps.push(await startApp(slowApp(first), loadConfig('slow', kafkaAppConfigSchema(0), env)));
+    await waitFor('the first replica to be working', () => first.addresses.length > 0);
+    apps.push(await startApp(slowApp(second), loadConfig('slow', kafkaAppConfigSchema(0), env)));
+
+    await waitFor('all 12 jobs to be done', () => first.addresses.length + second.addresses.length === 12, {
+      timeoutMs: 60_000,
+    });
+    // Had the first replica gone on to the next batch's job after the rebalance began, it would have done all 12
+    // before rejoining: the second would have been given partitions with nothing left on them.
+    expect(second.addresses.length).toBeGreaterThan(0);
+    expect(new Set([...first.addresses, ...second.addresses]).size).toBe(12);
   });
 });

@@ -38,7 +38,10 @@ export class ClaimInbox implements InboxStore {
     return `"${this.options.schema}".claims`;
   }
 
-  async run(key: InboxKey, work: (transaction?: undefined, lost?: AbortSignal) => Promise<void>): Promise<InboxOutcome> {
+  async run(
+    key: InboxKey,
+    work: (transaction?: undefined, lost?: AbortSignal) => Promise<void>,
+  ): Promise<InboxOutcome> {
     const claimed = await this.claim(key);
     if (claimed === 'completed') return 'duplicate';
     // Aborted the moment this process can no longer be sure it holds the claim: a renewal found the row taken over,

@@ -1,4 +1,4 @@
-import { isBrokerUnreachable, isRecordRejected } from './kafka-errors';
+import { isBrokerUnreachable, isRebalancing, isRecordRejected } from './kafka-errors';
 
 /** Shapes as kafkajs 2.2.4 produces them: protocol errors carry `type`, wrappers carry `cause`. */
 const protocol = (type: string, retriable: boolean) =>
@@ -30,5 +30,12 @@ describe('kafkajs error classification', () => {
     expect(isBrokerUnreachable(timeout)).toBe(true);
     expect(isBrokerUnreachable(exhausted)).toBe(true);
     expect(isBrokerUnreachable(protocol('MESSAGE_TOO_LARGE', false))).toBe(false);
+  });
+
+  it('a heartbeat refused because the group rebalances asks for a rejoin; other refusals do not', () => {
+    expect(isRebalancing(protocol('REBALANCE_IN_PROGRESS', false))).toBe(true);
+    expect(isRebalancing(protocol('ILLEGAL_GENERATION', false))).toBe(true);
+    expect(isRebalancing(protocol('UNKNOWN_MEMBER_ID', false))).toBe(false);
+    expect(isRebalancing(new Error('The group is rebalancing'))).toBe(false);
   });
 });

@@ -52,3 +52,15 @@ const UNREACHABLE = new Set([
 export function isBrokerUnreachable(error: unknown): boolean {
   return chain(error).some((e) => e.name !== undefined && UNREACHABLE.has(e.name));
 }
+
+/** The group is rebalancing (or moved on to a new generation): the member must rejoin before it goes on. */
+const REBALANCING = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'ILLEGAL_GENERATION',
+  'NOT_COORDINATOR_FOR_GROUP',
+  'NOT_COORDINATOR',
+]);
+
+export function isRebalancing(error: unknown): boolean {
+  return chain(error).some((e) => e.type !== undefined && REBALANCING.has(e.type));
+}

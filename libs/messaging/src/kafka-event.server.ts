@@ -21,7 +21,7 @@ import {
 } from './failure-headers';
 import { decideFailure } from './failure-decision';
 import { InboxStore, NoInbox } from './inbox';
-import { isBrokerUnreachable } from './kafka-errors';
+import { isBrokerUnreachable, isRebalancing } from './kafka-errors';
 import { checkInboxRetention, startInboxPruning } from './inbox-retention';
 import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
@@ -131,6 +131,12 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private consumer?: Consumer;
   private idle?: { admin: Admin; timer: NodeJS.Timeout };
   private closing = false;
+  /**
+   * Set when a heartbeat (the runner's timer or between messages) learned that the group is rebalancing. kafkajs
+   * raises a batch's error only once every batch of the same fetch has been handled, so without this a replica
+   * would work through all it had fetched — minutes of jobs — while a new replica waits to be given partitions.
+   */
+  private rebalanceSeen?: Error;
   /** Aborted by close(): handlers doing long work stop, and their messages are left for the next owner. */
   private readonly shutdown = new AbortController();
   private state: ConsumerStatus['state'] = 'starting';
@@ -322,6 +328,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.stats.groupJoins += 1;
+      if (consumer === this.consumer) this.rebalanceSeen = undefined;
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
     });
     consumer.on(consumer.events.FETCH, () => {
@@ -406,7 +413,14 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const { topic, partition } = batch;
-    const heartbeat = () => payload.heartbeat();
+    const heartbeat = async () => {
+      try {
+        await payload.heartbeat();
+      } catch (error) {
+        if (isRebalancing(error)) this.rebalanceSeen ??= error instanceof Error ? error : new Error(String(error));
+        throw error;
+      }
+    };
     const assigned = () => payload.isRunning() && !payload.isStale();
     const cadence = new CommitCadence(this.options.commitEveryMessages ?? 100, this.options.commitIntervalMs ?? 1000);
     const commit = async () => {
@@ -418,7 +432,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
 
     try {
       for (const message of batch.messages) {
-        if (!assigned() || this.closing) break;
+        if (!assigned() || this.closing || this.rebalanceSeen !== undefined) break;
         let outcome: Outcome;
         try {
           outcome = await this.handleMessage(topic, partition, message, heartbeat);
@@ -459,6 +473,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         }
       }
     }
+    // The rest of this fetch waits: kafkajs rejoins once every batch of it has returned, and refetches after.
+    if (this.rebalanceSeen !== undefined) throw this.rebalanceSeen;
   }
 
   private async handleMessage(

@@ -163,7 +163,7 @@ export async function startApp<S extends ConfigSchema>(
 
     // HTTP first: /health/live answers and /health/ready says "joining" while the consumers join their groups.
     await app.listen(settings.PORT, settings.HOST);
-    const http = app.getHttpServer() as Server;
+    const http: Server = app.getHttpServer();
     // Node checks open requests every 30 s, and only while the headers timeout is not the longer of the two.
     http.requestTimeout = settings.HTTP_REQUEST_TIMEOUT_MS;
     http.headersTimeout = Math.min(http.headersTimeout, settings.HTTP_REQUEST_TIMEOUT_MS);
