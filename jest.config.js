@@ -12,7 +12,9 @@ const transform = {
     },
   ],
 };
-const moduleNameMapper = { '^@app/(contracts|messaging|outbox|config|database|runtime|media)$': '<rootDir>/libs/$1/src' };
+const moduleNameMapper = {
+  '^@app/(contracts|messaging|outbox|config|database|runtime|media|cache)$': '<rootDir>/libs/$1/src',
+};
 const common = { rootDir: __dirname, testEnvironment: 'node', transform, moduleNameMapper };
 
 module.exports = {

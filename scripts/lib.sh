@@ -37,25 +37,43 @@ ensure_postgres() {
   exit 1
 }
 
-# ffmpeg and ffprobe for the video-processor (and the tests that make test videos): Debian's package when missing.
-ensure_ffmpeg() {
-  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then return; fi
+# A Debian package's commands, installed with apt-get when one is missing: apt_install PACKAGE COMMAND...
+apt_install() {
+  local package="$1"
+  shift
+  local missing=""
+  for command in "$@"; do command -v "$command" >/dev/null || missing=1; done
+  [ -z "$missing" ] && return 0
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   if command -v apt-get >/dev/null && { [ -z "$sudo" ] || command -v sudo >/dev/null; }; then
-    log "installing ffmpeg (Debian package; a few minutes the first time)"
+    log "installing $package (Debian package; a few minutes the first time)"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$package" >/dev/null
   fi
-  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && return
+  for command in "$@"; do command -v "$command" >/dev/null || return 1; done
+}
+
+# ffmpeg and ffprobe for the video-processor (and the tests that make test videos): Debian's package when missing.
+ensure_ffmpeg() {
+  apt_install ffmpeg ffmpeg ffprobe && return
   log "ffmpeg and ffprobe are needed by the video-processor: install them (apt-get install ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH"
+  exit 1
+}
+
+# redis-server and redis-cli: the tests start Redis servers of their own, and `npm start` one when none runs.
+ensure_redis_server() {
+  apt_install redis-server redis-server redis-cli && return
+  log "redis-server is needed: install it (apt-get install redis-server)"
   exit 1
 }
 
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; }
 
 ensure_redis() {
-  if [ -n "${REDIS_URL:-}" ] || redis_up; then return; fi
+  if [ -n "${REDIS_URL:-}" ]; then return; fi
+  ensure_redis_server
+  if redis_up; then return; fi
   if command -v redis-server >/dev/null; then
     log "starting Redis"
     mkdir -p .run/redis

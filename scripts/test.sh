@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # `npm test`: installs what is missing, starts a throw-away Kafka broker (unless KAFKA_BROKERS is given),
-# makes sure PostgreSQL runs, then type-checks and runs the unit and end-to-end suites.
+# makes sure PostgreSQL and Redis run, then type-checks and runs the unit and end-to-end suites.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
 ensure_ffmpeg
+ensure_redis_server
+ensure_redis
 start_throwaway_kafka test 39092
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
 # The fault suites run the apps as child processes, to SIGKILL, SIGTERM and SIGSTOP them.
-log "building users-api, email-service and video-processor"
+log "building users-api, email-service, video-processor and notifier"
 nest build users-api
 nest build email-service
 nest build video-processor
+nest build notifier
 jest --config jest.config.js --selectProjects unit "$@"
 # --forceExit: a kafkajs consumer can reopen its coordinator connection for a heartbeat after the batch that was in
 # flight when disconnect() was called, and that socket holds the run open; each suite still closes what it opened.

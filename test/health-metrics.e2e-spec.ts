@@ -75,13 +75,10 @@ describe('health, readiness and metrics', () => {
     api = await bootUsersApi(fast);
     email = await bootEmailService({ ...fast, SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: group });
     apps.push(api, email);
-    for (const [definition, schema] of [
-      [videoProcessorApp, videoProcessorConfigSchema],
-      [cacheInvalidatorApp, cacheInvalidatorConfigSchema],
-      [notifierApp, notifierConfigSchema],
-    ] as const) {
-      apps.push(await startApp(definition, loadConfig(definition.name, schema, appEnv(fast))));
-    }
+    const env = appEnv(fast);
+    apps.push(await startApp(videoProcessorApp, loadConfig('video-processor', videoProcessorConfigSchema, env)));
+    apps.push(await startApp(cacheInvalidatorApp, loadConfig('cache-invalidator', cacheInvalidatorConfigSchema, env)));
+    apps.push(await startApp(notifierApp, loadConfig('notifier', notifierConfigSchema, env)));
   });
 
   afterAll(async () => {

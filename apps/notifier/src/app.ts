@@ -1,12 +1,18 @@
 import { Module } from '@nestjs/common';
 import { notifierConfigSchema } from '@app/config';
+import { TopicHistory } from '@app/messaging';
 import { defineApp } from '@app/runtime';
+import { LiveEventsConsumer } from './stream/live-events.consumer';
+import { NotificationHub } from './stream/notification-hub';
+import { StreamController } from './stream/stream.controller';
 
-/** No handlers yet: the app serves health and metrics and watches the cluster. */
-@Module({})
+@Module({
+  controllers: [StreamController, LiveEventsConsumer],
+  providers: [NotificationHub, TopicHistory],
+})
 class AppModule {}
 
-/** notifier: live notifications (not built yet). */
+/** notifier: live notifications over Server-Sent Events, from post and video events, resumable on any replica. */
 export const notifierApp = defineApp({
   name: 'notifier',
   schema: notifierConfigSchema,

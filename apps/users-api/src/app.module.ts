@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
+import { CacheModule } from '@app/cache';
 import { UsersApiConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
 import { InboxRecord } from '@app/messaging';
@@ -11,6 +12,8 @@ import { HealthController } from './health/health.controller';
 import { Initial1764000000000 } from './migrations/1764000000000-initial';
 import { OutboxParking1764100000000 } from './migrations/1764100000000-outbox-parking';
 import { Videos1764200000000 } from './migrations/1764200000000-videos';
+import { Posts1764300000000 } from './migrations/1764300000000-posts';
+import { PostsModule } from './posts/posts.module';
 import { SCHEMA } from './schema';
 import { User } from './users/user.entity';
 import { UsersModule } from './users/users.module';
@@ -27,10 +30,12 @@ export class AppModule {
         DatabaseModule.forApp({
           schema: SCHEMA,
           entities: [User, OutboxMessage, InboxRecord],
-          migrations: [Initial1764000000000, OutboxParking1764100000000, Videos1764200000000],
+          migrations: [Initial1764000000000, OutboxParking1764100000000, Videos1764200000000, Posts1764300000000],
           applicationName: 'users-api',
         }),
         OutboxModule.forRoot({ schema: SCHEMA }),
+        // The post cache: reads fall back to the database when Redis is away (readiness says degraded).
+        CacheModule.forApp({ name: 'users-api', required: false }),
         ThrottlerModule.forRoot({
           throttlers: [{ name: 'default', ttl: 60_000, limit: config.RATE_LIMIT_PER_MINUTE }],
           // Probes and scrapes are not clients: a load balancer's health checks must not eat a client's budget.
@@ -38,6 +43,7 @@ export class AppModule {
         }),
         UsersModule,
         VideosModule,
+        PostsModule,
       ],
       controllers: [HealthController],
       providers: [

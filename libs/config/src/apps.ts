@@ -7,6 +7,8 @@ import {
   ffmpegEnv,
   httpEnv,
   mediaEnv,
+  notifierEnv,
+  redisEnv,
   videoUploadEnv,
   inboxEnv,
   kafkaEnv,
@@ -37,6 +39,7 @@ export const usersApiConfigSchema = z
     ...inboxEnv,
     ...mediaEnv,
     ...videoUploadEnv,
+    ...redisEnv,
     ...httpEnv(APP_PORTS['users-api']),
     RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
     OUTBOX_RELAY_ENABLED: env.bool.default(true),
@@ -98,8 +101,23 @@ export const videoProcessorConfigSchema = z
     ...httpEnv(APP_PORTS['video-processor']),
   })
   .superRefine(checkKafkaAuth);
-export const cacheInvalidatorConfigSchema = kafkaAppConfigSchema(APP_PORTS['cache-invalidator']);
-export const notifierConfigSchema = kafkaAppConfigSchema(APP_PORTS.notifier);
+export const cacheInvalidatorConfigSchema = z
+  .object({
+    ...kafkaEnv,
+    ...logEnv,
+    ...consumerEnv,
+    ...redisEnv,
+    ...httpEnv(APP_PORTS['cache-invalidator']),
+    CACHE_INVALIDATOR_GROUP: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .default('cache-invalidator'),
+  })
+  .superRefine(checkKafkaAuth);
+
+export const notifierConfigSchema = z
+  .object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...notifierEnv, ...httpEnv(APP_PORTS.notifier) })
+  .superRefine(checkKafkaAuth);
 
 /** The outbox CLI: the database of the app whose outbox it looks at. */
 export const databaseToolConfigSchema = z.object({ ...databaseEnv });
@@ -117,6 +135,9 @@ export type InboxConfig = Pick<EmailServiceConfig, keyof typeof inboxEnv>;
 export type HttpConfig = Pick<EmailServiceConfig, 'PORT' | 'HOST' | 'HTTP_REQUEST_TIMEOUT_MS'>;
 export type MediaConfig = { MEDIA_DIR: string };
 export type VideoProcessorConfig = z.infer<typeof videoProcessorConfigSchema>;
+export type CacheInvalidatorConfig = z.infer<typeof cacheInvalidatorConfigSchema>;
+export type NotifierConfig = z.infer<typeof notifierConfigSchema>;
+export type RedisConfig = Pick<UsersApiConfig, keyof typeof redisEnv>;
 
 /** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
 export const APP_CONFIG_SCHEMAS = {

@@ -141,3 +141,26 @@ export function checkKafkaAuth(
     });
   }
 }
+
+const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' });
+
+/** Redis: the post cache users-api reads through and the cache-invalidator keeps correct. */
+export const redisEnv = {
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  /** A command not answered in this time fails: a read falls back to the database, an invalidation is retried. */
+  REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(1000),
+  /** How long a cached post lives without an invalidation (the bound on staleness should every safeguard fail). */
+  POST_CACHE_TTL_SECONDS: int(1, 7 * 86_400).default(300),
+};
+
+/** The notifier's Server-Sent Events stream. */
+export const notifierEnv = {
+  /** A comment line this often keeps proxies from closing a quiet stream. */
+  NOTIFIER_HEARTBEAT_MS: int(1000, 300_000).default(15_000),
+  /** Events waiting for one slow client; past it the client is told, and disconnected (it may resume by id). */
+  NOTIFIER_CLIENT_QUEUE_MAX: int(1, 100_000).default(1000),
+  /** How many events a resume (Last-Event-ID) may replay from the broker; further back, the client is told. */
+  NOTIFIER_RESUME_MAX_EVENTS: int(0, 1_000_000).default(10_000),
+  /** Open streams per replica; one more is refused with 503. */
+  NOTIFIER_MAX_CLIENTS: int(1, 1_000_000).default(10_000),
+};

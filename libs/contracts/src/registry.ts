@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Envelope, EnvelopeSchema } from './envelope';
 import { EmailRequestedV1 } from './events/email-requested.v1';
+import { PostCreatedV1, PostDeletedV1, PostUpdatedV1 } from './events/post.v1';
 import { UserRegisteredV1 } from './events/user-registered.v1';
 import { VideoFailedV1, VideoProcessedV1, VideoProgressV1, VideoSubmittedV1 } from './events/video.v1';
 import { Topic, Topics } from './topics';
@@ -16,6 +17,9 @@ export const EventRegistry = {
   'video.progress.v1': { topic: Topics.VideoProcessed, schema: VideoProgressV1 },
   'video.processed.v1': { topic: Topics.VideoProcessed, schema: VideoProcessedV1 },
   'video.failed.v1': { topic: Topics.VideoProcessed, schema: VideoFailedV1 },
+  'post.created.v1': { topic: Topics.Posts, schema: PostCreatedV1 },
+  'post.updated.v1': { topic: Topics.Posts, schema: PostUpdatedV1 },
+  'post.deleted.v1': { topic: Topics.Posts, schema: PostDeletedV1 },
 } as const satisfies Record<string, { topic: Topic; schema: z.ZodType }>;
 
 export type EventType = keyof typeof EventRegistry;

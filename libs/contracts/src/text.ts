@@ -19,3 +19,17 @@ export const emailAddress = z
   .max(254, { error: 'must be at most 254 characters' })
   .refine((value) => !CONTROL_CHARACTERS.test(value), { error: 'must not contain line breaks or control characters' })
   .pipe(z.email({ error: 'must be a valid email address' }));
+
+/** Characters a multi-line text may not hold: control characters other than line feed and tab (CR included). */
+// eslint-disable-next-line no-control-regex
+const TEXT_CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+
+/** A multi-line text (a post's body): line feeds and tabs allowed; CR and other control characters are not. */
+export const multiLine = (min: number, max: number): z.ZodString =>
+  z
+    .string()
+    .min(min, { error: `must be at least ${min} characters` })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => !TEXT_CONTROL_CHARACTERS.test(value), {
+      error: 'must not contain carriage returns or control characters other than line feed and tab',
+    });

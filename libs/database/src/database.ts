@@ -109,7 +109,11 @@ export async function openAppDatabase(options: AppDatabaseOptions): Promise<Data
 }
 
 /** PostgreSQL error codes the apps branch on. */
-export const PgErrorCode = { UniqueViolation: '23505', LockNotAvailable: '55P03' } as const;
+export const PgErrorCode = {
+  UniqueViolation: '23505',
+  ForeignKeyViolation: '23503',
+  LockNotAvailable: '55P03',
+} as const;
 
 export function pgErrorOf(error: unknown): { code?: string; constraint?: string } {
   const driverError = (error as { driverError?: unknown }).driverError ?? error;

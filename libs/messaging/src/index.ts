@@ -18,3 +18,4 @@ export * from './messaging.module';
 export * from './failure-headers';
 export * from './retry-policy';
 export * from './dead-letters';
+export * from './topic-history';

@@ -41,3 +41,28 @@ export class NotFoundError extends AppError {
     super(message);
   }
 }
+
+/** The request is well-formed but refers to something that does not exist (a post's author). */
+export class UnprocessableError extends AppError {
+  readonly status = 422;
+  override readonly name = 'UnprocessableError';
+  constructor(
+    readonly code: string,
+    message: string,
+    override readonly details?: readonly FieldError[],
+  ) {
+    super(message);
+  }
+}
+
+/** A conditional request's precondition (If-Match) does not hold: 412, or 428 when it is required but missing. */
+export class PreconditionError extends AppError {
+  override readonly name = 'PreconditionError';
+  constructor(
+    readonly status: 412 | 428,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

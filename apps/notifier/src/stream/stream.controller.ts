@@ -1,0 +1,71 @@
+import { Controller, Get, Headers, HttpException, Query, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { errorMessageOf } from '@app/messaging';
+import { NotificationHub, STREAM_EVENT_NAMES, StreamRefusedError } from './notification-hub';
+
+@Controller('notifications')
+export class StreamController {
+  constructor(private readonly hub: NotificationHub) {}
+
+  /**
+   * `GET /notifications/stream[?types=post.created,video.processed][&lastEventId=…]`: Server-Sent Events. Each event
+   * has an `id` (where the client stands in the broker's partitions), an `event` name and the event as JSON `data`.
+   * Reconnecting with `Last-Event-ID` (EventSource does it by itself; `lastEventId=` for curl) replays what was
+   * missed, once, on any replica.
+   */
+  @Get('stream')
+  async stream(
+    @Query('types') types: string | string[] | undefined,
+    @Query('lastEventId') lastEventIdQuery: string | undefined,
+    @Headers('last-event-id') lastEventIdHeader: string | undefined,
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
+    const only = parseTypes(types);
+    try {
+      await this.hub.open(request, response, {
+        types: only,
+        lastEventId: (lastEventIdHeader ?? lastEventIdQuery)?.trim() || undefined,
+      });
+    } catch (error) {
+      if (response.headersSent) {
+        response.end();
+        return;
+      }
+      const refused =
+        error instanceof StreamRefusedError
+          ? error
+          : new StreamRefusedError(503, 'NOTIFIER.UNAVAILABLE', `the stream cannot start: ${errorMessageOf(error)}`);
+      throw new HttpException(
+        { statusCode: refused.status, code: refused.code, message: refused.message },
+        refused.status,
+      );
+    }
+  }
+}
+
+function parseTypes(raw: string | string[] | undefined): ReadonlySet<string> | undefined {
+  if (raw === undefined) return undefined;
+  const names = (Array.isArray(raw) ? raw.join(',') : raw)
+    .split(',')
+    .map((name) => name.trim().replace(/\.v\d+$/, ''))
+    .filter((name) => name.length > 0);
+  const unknown = names.filter((name) => !STREAM_EVENT_NAMES.includes(name));
+  if (names.length === 0 || unknown.length > 0) {
+    throw new HttpException(
+      {
+        statusCode: 400,
+        code: 'VALIDATION.FAILED',
+        message: 'Request validation failed',
+        details: [
+          {
+            field: 'types',
+            message: `${unknown.length > 0 ? `unknown ${unknown.map((n) => `'${n.slice(0, 40)}'`).join(', ')}; ` : ''}must be a comma-separated list of ${STREAM_EVENT_NAMES.join(', ')}`,
+          },
+        ],
+      },
+      400,
+    );
+  }
+  return new Set(names);
+}

@@ -1,0 +1,93 @@
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { PreconditionError, ValidationFailedError } from '../common/app-error';
+import { CORRELATION_HEADER, correlationIdOf } from '../common/correlation';
+import { CreatePostBody, ListPostsQuery, PostIdParam, PostPage, PostResponse, UpdatePostBody } from './posts.schemas';
+import { Precondition, PostsService } from './posts.service';
+
+/** A post's version as its strong ETag: `"3"`. */
+const etagOf = (post: PostResponse) => `"${post.version}"`;
+
+/** `If-Match: "3"` (or `*`); a missing header is allowed only where `required` is false. */
+function preconditionOf(header: string | undefined, required: boolean): Precondition | undefined {
+  if (header === undefined || header.trim() === '') {
+    if (!required) return undefined;
+    throw new PreconditionError(
+      428,
+      'POST.IF_MATCH_REQUIRED',
+      'Send If-Match with the ETag of the version you last read (GET /posts/:id answers it), or * to overwrite',
+    );
+  }
+  const value = header.trim();
+  if (value === '*') return '*';
+  const match = /^"(\d{1,9})"$/.exec(value);
+  if (!match) {
+    throw new ValidationFailedError([
+      { field: 'If-Match', message: 'must be an ETag this API gave out, like "3", or *' },
+    ]);
+  }
+  return Number(match[1]);
+}
+
+@Controller('posts')
+export class PostsController {
+  constructor(private readonly posts: PostsService) {}
+
+  @Post()
+  @HttpCode(201)
+  async create(
+    @Body({ schema: CreatePostBody }) body: CreatePostBody,
+    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<PostResponse> {
+    const correlationId = correlationIdOf(correlationHeader);
+    const post = await this.posts.create(body, correlationId);
+    response.setHeader('Location', `/posts/${post.id}`);
+    response.setHeader('ETag', etagOf(post));
+    response.setHeader(CORRELATION_HEADER, correlationId);
+    return post;
+  }
+
+  @Get()
+  list(@Query({ schema: ListPostsQuery }) query: ListPostsQuery): Promise<PostPage> {
+    return this.posts.list(query);
+  }
+
+  @Get(':id')
+  async findOne(
+    @Param('id', { schema: PostIdParam }) id: string,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<PostResponse> {
+    const { post, cache } = await this.posts.get(id);
+    response.setHeader('ETag', etagOf(post));
+    // hit: from Redis; miss: from the database, now cached; bypass: from the database, Redis unreachable.
+    response.setHeader('X-Cache', cache);
+    return post;
+  }
+
+  @Patch(':id')
+  async update(
+    @Param('id', { schema: PostIdParam }) id: string,
+    @Body({ schema: UpdatePostBody }) body: UpdatePostBody,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<PostResponse> {
+    const expected = preconditionOf(ifMatch, true) as Precondition;
+    const correlationId = correlationIdOf(correlationHeader);
+    const post = await this.posts.update(id, expected, body, correlationId);
+    response.setHeader('ETag', etagOf(post));
+    response.setHeader(CORRELATION_HEADER, correlationId);
+    return post;
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  async remove(
+    @Param('id', { schema: PostIdParam }) id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+  ): Promise<void> {
+    await this.posts.remove(id, preconditionOf(ifMatch, false) ?? '*', correlationIdOf(correlationHeader));
+  }
+}

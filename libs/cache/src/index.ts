@@ -1,0 +1,4 @@
+export * from './cache.module';
+export * from './post-cache';
+export * from './redis';
+export * from './redis.health';
