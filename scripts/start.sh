@@ -86,14 +86,19 @@ done
 API="http://$HOST:${PORTS[users-api]}"
 {
   echo
-  printf '  %-18s %s\n' "users-api" "$API   (POST /users, GET /users/:id, POST /videos, GET /videos/:id)"
+  printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id)"
   for app in "${APPS[@]}"; do
-    [ "$app" = users-api ] || printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}"
+    case "$app" in
+      users-api) ;;
+      notifier) printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}   (curl -N http://$HOST:${PORTS[$app]}/notifications/stream)" ;;
+      *) printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}" ;;
+    esac
   done
   printf '  %-18s %s\n' "every app" "/health/live  /health/ready  /metrics (Prometheus text)"
   printf '  %-18s %s\n' "mail" "${MAIL_UI:-sent through $SMTP_URL}"
   printf '  %-18s %s\n' "kafka" "$KAFKA_BROKERS"
   printf '  %-18s %s\n' "database" "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest}"
+  printf '  %-18s %s\n' "redis" "${REDIS_URL:-redis://127.0.0.1:6379}"
   cat <<EOF
 
   Try:  curl -i -H 'content-type: application/json' \\

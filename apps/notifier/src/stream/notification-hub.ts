@@ -69,6 +69,9 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
       for (const client of this.clients) client.comment('keep-alive');
     }, config.NOTIFIER_HEARTBEAT_MS);
     this.heartbeat.unref();
+    // Every series from the start, at zero: an alert on a rise needs the zero before it.
+    this.dropped.inc({ reason: 'overflow' }, 0);
+    for (const outcome of ['replayed', 'too-far-back', 'failed']) this.resumes.inc({ outcome }, 0);
   }
 
   registerMetrics(registry: Registry): void {
