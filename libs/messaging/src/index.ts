@@ -19,3 +19,4 @@ export * from './failure-headers';
 export * from './retry-policy';
 export * from './dead-letters';
 export * from './topic-history';
+export * from './tracing';

@@ -22,6 +22,7 @@ import {
 import { decideFailure } from './failure-decision';
 import { InboxStore, NoInbox } from './inbox';
 import { isBrokerUnreachable, isRebalancing } from './kafka-errors';
+import { withConsumeSpan } from './tracing';
 import { checkInboxRetention, startInboxPruning } from './inbox-retention';
 import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
@@ -531,38 +532,49 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
-      const outcome = await this.inbox.run(
-        {
-          consumerGroup: this.options.consumerGroup,
-          eventId: event.id,
-          eventType: event.type,
-          topic: origin.topic,
-          partition: origin.partition,
-          offset: origin.offset,
-        },
-        async (transaction, lost) => {
-          const context = new ConsumeContext({
+      const span = {
+        topic: origin.topic,
+        partition: origin.partition,
+        offset: origin.offset,
+        consumerGroup: this.options.consumerGroup,
+        eventType: event.type,
+        eventId: event.id,
+        attempt,
+      };
+      const outcome = await withConsumeSpan(message.headers, span, () =>
+        this.inbox.run(
+          {
+            consumerGroup: this.options.consumerGroup,
+            eventId: event.id,
+            eventType: event.type,
             topic: origin.topic,
             partition: origin.partition,
             offset: origin.offset,
-            key: message.key?.toString('utf8') ?? null,
-            consumerGroup: this.options.consumerGroup,
-            attempt,
-            eventId: event.id,
-            correlationId: event.correlationid,
-            transaction,
-            heartbeat,
-            signal: lost ? AbortSignal.any([this.shutdown.signal, lost]) : this.shutdown.signal,
-            finalAttempt: () =>
-              decideFailure(
-                { attempt, error: new RetriableError('would fail now'), firstFailedAt, now: Date.now() },
-                this.options.retry,
-                () => 1,
-              ).kind === 'dead-letter',
-          });
-          const result: unknown = await handler(event, context);
-          await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
-        },
+          },
+          async (transaction, lost) => {
+            const context = new ConsumeContext({
+              topic: origin.topic,
+              partition: origin.partition,
+              offset: origin.offset,
+              key: message.key?.toString('utf8') ?? null,
+              consumerGroup: this.options.consumerGroup,
+              attempt,
+              eventId: event.id,
+              correlationId: event.correlationid,
+              transaction,
+              heartbeat,
+              signal: lost ? AbortSignal.any([this.shutdown.signal, lost]) : this.shutdown.signal,
+              finalAttempt: () =>
+                decideFailure(
+                  { attempt, error: new RetriableError('would fail now'), firstFailedAt, now: Date.now() },
+                  this.options.retry,
+                  () => 1,
+                ).kind === 'dead-letter',
+            });
+            const result: unknown = await handler(event, context);
+            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+          },
+        ),
       );
       if (outcome === 'duplicate') {
         this.stats.duplicates += 1;

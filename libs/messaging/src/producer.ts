@@ -1,3 +1,4 @@
+import { injectTraceContext, startPublishSpans } from './tracing';
 import { Logger } from '@nestjs/common';
 import { CompressionTypes, Kafka, Message, Partitioners, Producer, TopicMessages } from 'kafkajs';
 import {
@@ -46,12 +47,10 @@ export function toRecord<T extends EventType>(type: T, data: PayloadOf<T>, optio
     correlationId: options.correlationId,
     subject: options.subject,
   });
-  return {
-    topic: topicOf(type),
-    key: options.key,
-    value: JSON.stringify(envelope),
-    headers: envelopeHeaders(envelope),
-  };
+  const headers = envelopeHeaders(envelope);
+  // The context of the work that caused the event: kept in an outbox row's headers until the relay sends it.
+  injectTraceContext(headers);
+  return { topic: topicOf(type), key: options.key, value: JSON.stringify(envelope), headers };
 }
 
 /** A typed event record, whose value and headers are always text. */
@@ -121,7 +120,8 @@ export class EventProducer {
     await turn;
   }
 
-  private async sendNow(records: readonly OutgoingRecord[]): Promise<void> {
+  private async sendNow(untraced: readonly OutgoingRecord[]): Promise<void> {
+    const { records, settle } = startPublishSpans(untraced);
     // One entry per topic, records kept in their relative order: per-key order only matters within a partition.
     const byTopic = new Map<string, Message[]>();
     for (const record of records) {
@@ -134,7 +134,9 @@ export class EventProducer {
       await this.connect();
       await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages });
       this.lastSend = { ok: true, at: Date.now() };
+      settle();
     } catch (error) {
+      settle(error);
       this.lastSend = { ok: false, at: Date.now(), error: error instanceof Error ? error.message : String(error) };
       this.replace();
       throw error;

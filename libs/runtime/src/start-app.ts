@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { startTelemetry } from '@app/telemetry';
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
 import type { z } from 'zod';
 import { DiscoveryService, NestFactory } from '@nestjs/core';
@@ -184,6 +185,8 @@ export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): vo
   const { name } = definition;
   runMain(name, async () => {
     const config = loadConfigOrExit(name, definition.schema);
+    // Before the app is created: HTTP, Express and pg are instrumented as they load.
+    startTelemetry(name);
     const { app, servers, url } = await startApp(definition, config);
     exitOnSignals(name, app, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS);
     const groups = servers.map((s) => {

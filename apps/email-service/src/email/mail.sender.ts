@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { MailerService } from '@nestjs-modules/mailer';
 import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { EmailRequestedV1, EventOf } from '@app/contracts';
+import { withSpan } from '@app/messaging';
 import { classifySmtpError } from './smtp-errors';
 
 const SUBJECTS: Record<EmailRequestedV1['template'], (data: EmailRequestedV1['data']) => string> = {
@@ -32,14 +33,16 @@ export class MailSender {
     const { to, template, data } = event.data;
     const messageId = messageIdFor(event.id, this.config.SMTP_FROM);
     try {
-      await this.mailer.sendMail({
-        to,
-        subject: SUBJECTS[template](data),
-        template,
-        context: data,
-        messageId,
-        headers: { 'X-Event-Id': event.id, 'X-Correlation-Id': event.correlationid },
-      });
+      await withSpan('smtp send', { 'email.template': template, 'email.message_id': messageId }, () =>
+        this.mailer.sendMail({
+          to,
+          subject: SUBJECTS[template](data),
+          template,
+          context: data,
+          messageId,
+          headers: { 'X-Event-Id': event.id, 'X-Correlation-Id': event.correlationid },
+        }),
+      );
     } catch (error) {
       throw classifySmtpError(error);
     }
