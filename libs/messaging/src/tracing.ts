@@ -28,6 +28,12 @@ const headerGetter: TextMapGetter<IHeaders | undefined> = {
   },
 };
 
+/** Records a failure on a span: the exception event and an error status. */
+function markFailed(span: Span, error: unknown): void {
+  span.recordException(error instanceof Error ? error : new Error(errorMessageOf(error)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessageOf(error) });
+}
+
 /** Adds the active (or given) trace context to a record's headers: `traceparent`, `tracestate`. */
 export function injectTraceContext(headers: Record<string, string>, from: Context = context.active()): void {
   propagation.inject(from, headers);
@@ -74,8 +80,7 @@ export function startPublishSpans<
     settle: (error?: unknown) => {
       for (const span of spans) {
         if (error !== undefined) {
-          span.recordException(error instanceof Error ? error : new Error(errorMessageOf(error)));
-          span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessageOf(error) });
+          markFailed(span, error);
         }
         span.end();
       }
@@ -125,8 +130,7 @@ export async function withConsumeSpan<T>(
   try {
     return await context.with(trace.setSpan(parent, span), work);
   } catch (error) {
-    span.recordException(error instanceof Error ? error : new Error(errorMessageOf(error)));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessageOf(error) });
+    markFailed(span, error);
     throw error;
   } finally {
     span.end();
@@ -144,8 +148,7 @@ export async function withSpan<T>(
     try {
       return await work();
     } catch (error) {
-      span.recordException(error instanceof Error ? error : new Error(errorMessageOf(error)));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessageOf(error) });
+      markFailed(span, error);
       throw error;
     } finally {
       span.end();
