@@ -73,10 +73,11 @@ describe('tracing: a registration is one trace across users-api, the relay and e
     const parentOf = (span: ReadableSpanLike) => trace().find((s) => s.spanId === span.parentSpanId);
     type ReadableSpanLike = ReceivedSpan;
 
-    const consume = parentOf(smtpSpan);
+    // Spans end child first and are exported in batches: each parent may arrive a little after its child.
+    const consume = await waitFor('the consumer span', () => parentOf(smtpSpan));
     expect(consume).toMatchObject({ name: 'process emails', kind: CONSUMER, service: 'email-service' });
-    expect(consume!.attributes['messaging.consumer.group.name']).toBe(group);
-    const send = await waitFor('the relay send span', () => parentOf(consume!));
+    expect(consume.attributes['messaging.consumer.group.name']).toBe(group);
+    const send = await waitFor('the relay send span', () => parentOf(consume));
     expect(send).toMatchObject({ name: 'send emails', kind: PRODUCER, service: 'users-api' });
     // The relay sent it in the background, yet its span hangs under the request that wrote the outbox row.
     const server = await waitFor('the request span above the send', () => {
