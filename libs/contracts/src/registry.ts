@@ -11,16 +11,36 @@ import { Topic, Topics } from './topics';
  * consumer handler signatures, runtime validation at the consumer boundary and the JSON Schema export.
  */
 export const EventRegistry = {
-  'user.registered.v1': { topic: Topics.Users, schema: UserRegisteredV1 },
-  'email.requested.v1': { topic: Topics.Emails, schema: EmailRequestedV1 },
-  'video.submitted.v1': { topic: Topics.VideoProcessing, schema: VideoSubmittedV1 },
-  'video.progress.v1': { topic: Topics.VideoProcessed, schema: VideoProgressV1 },
-  'video.processed.v1': { topic: Topics.VideoProcessed, schema: VideoProcessedV1 },
-  'video.failed.v1': { topic: Topics.VideoProcessed, schema: VideoFailedV1 },
-  'post.created.v1': { topic: Topics.Posts, schema: PostCreatedV1 },
-  'post.updated.v1': { topic: Topics.Posts, schema: PostUpdatedV1 },
-  'post.deleted.v1': { topic: Topics.Posts, schema: PostDeletedV1 },
-} as const satisfies Record<string, { topic: Topic; schema: z.ZodType }>;
+  'user.registered.v1': { topic: Topics.Users, schema: UserRegisteredV1, producer: 'users-api', key: 'user id' },
+  'email.requested.v1': { topic: Topics.Emails, schema: EmailRequestedV1, producer: 'users-api', key: 'user id' },
+  'video.submitted.v1': {
+    topic: Topics.VideoProcessing,
+    schema: VideoSubmittedV1,
+    producer: 'users-api',
+    key: 'video id',
+  },
+  'video.progress.v1': {
+    topic: Topics.VideoProcessed,
+    schema: VideoProgressV1,
+    producer: 'video-processor',
+    key: 'video id',
+  },
+  'video.processed.v1': {
+    topic: Topics.VideoProcessed,
+    schema: VideoProcessedV1,
+    producer: 'video-processor',
+    key: 'video id',
+  },
+  'video.failed.v1': {
+    topic: Topics.VideoProcessed,
+    schema: VideoFailedV1,
+    producer: 'video-processor',
+    key: 'video id',
+  },
+  'post.created.v1': { topic: Topics.Posts, schema: PostCreatedV1, producer: 'users-api', key: 'post id' },
+  'post.updated.v1': { topic: Topics.Posts, schema: PostUpdatedV1, producer: 'users-api', key: 'post id' },
+  'post.deleted.v1': { topic: Topics.Posts, schema: PostDeletedV1, producer: 'users-api', key: 'post id' },
+} as const satisfies Record<string, { topic: Topic; schema: z.ZodType; producer: string; key: string }>;
 
 export type EventType = keyof typeof EventRegistry;
 export type PayloadOf<T extends EventType> = z.infer<(typeof EventRegistry)[T]['schema']>;
@@ -88,8 +108,8 @@ export function parseEvent(value: Buffer | string | null): EventOf<EventType> {
 }
 
 /** JSON Schema (draft 2020-12) of every event payload, for the AsyncAPI document and for consumers in other languages. */
-export function eventJsonSchemas(): Record<EventType, unknown> {
+export function eventJsonSchemas(target: 'draft-2020-12' | 'draft-7' = 'draft-2020-12'): Record<EventType, unknown> {
   return Object.fromEntries(
-    EVENT_TYPES.map((type) => [type, z.toJSONSchema(EventRegistry[type].schema, { target: 'draft-2020-12' })]),
+    EVENT_TYPES.map((type) => [type, z.toJSONSchema(EventRegistry[type].schema, { target })]),
   ) as Record<EventType, unknown>;
 }

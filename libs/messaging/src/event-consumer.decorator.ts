@@ -195,3 +195,11 @@ export function resolveConsumers<Config>(classes: Constructor[], config: Config,
   }
   return resolved;
 }
+
+/** The event types a consumer class handles, from its `@HandleEvent` methods (for documents and checks). */
+export function handledEventTypes(target: Constructor): string[] {
+  return handlerMethods(target).flatMap((method) => {
+    const patterns = Reflect.getMetadata(PATTERN_METADATA, method) as unknown;
+    return (Array.isArray(patterns) ? patterns : [patterns]).map(String);
+  });
+}
