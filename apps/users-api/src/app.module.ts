@@ -8,6 +8,7 @@ import { InboxRecord } from '@app/messaging';
 import { OutboxMessage, OutboxModule } from '@app/outbox';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
+import { DocsController } from './docs/docs.controller';
 import { HealthController } from './health/health.controller';
 import { Initial1764000000000 } from './migrations/1764000000000-initial';
 import { OutboxParking1764100000000 } from './migrations/1764100000000-outbox-parking';
@@ -45,7 +46,7 @@ export class AppModule {
         VideosModule,
         PostsModule,
       ],
-      controllers: [HealthController],
+      controllers: [HealthController, DocsController],
       providers: [
         { provide: APP_FILTER, useClass: ApiErrorFilter },
         { provide: APP_GUARD, useClass: ThrottlerGuard },

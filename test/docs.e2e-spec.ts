@@ -1,0 +1,73 @@
+import { RunningApp } from '@app/runtime';
+import { bootUsersApi } from './support/apps';
+
+interface OpenApi {
+  openapi: string;
+  paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>>;
+  components: { schemas: Record<string, unknown> };
+}
+
+/** users-api's API documents: the OpenAPI 3.1 document covers every route it serves, and /docs serves a UI for it. */
+describe('users-api /docs', () => {
+  let api: RunningApp;
+
+  beforeAll(async () => {
+    api = await bootUsersApi();
+  });
+
+  afterAll(async () => {
+    await api?.app.close();
+  });
+
+  it('documents every route the app serves, with the request schemas that validate it', async () => {
+    const response = await fetch(`${api.url}/docs/openapi.json`);
+    expect(response.status).toBe(200);
+    const document = (await response.json()) as OpenApi;
+    expect(document.openapi).toBe('3.1.0');
+
+    // The routes Express really has, as OpenAPI writes them (/posts/:id → /posts/{id}).
+    const router = (
+      api.app.getHttpAdapter().getInstance() as {
+        router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] };
+      }
+    ).router;
+    const served = router.stack
+      .filter((layer) => layer.route)
+      .flatMap((layer) =>
+        Object.keys(layer.route!.methods).map(
+          (method) => `${method} ${layer.route!.path.replace(/:([A-Za-z]+)/g, '{$1}')}`,
+        ),
+      )
+      .filter((route) => !/ \/(health|metrics|docs)/.test(route));
+    const documented = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method} ${path}`),
+    );
+    expect(served.length).toBeGreaterThan(10);
+    expect([...served].sort()).toEqual([...documented].sort());
+
+    // The request body of POST /users is the zod schema that validates it: strict, with its limits.
+    const register = document.paths['/users'].post.requestBody as {
+      content: { 'application/json': { schema: { required: string[]; additionalProperties: boolean } } };
+    };
+    const body = register.content['application/json'].schema;
+    expect([...body.required].sort()).toEqual(['email', 'password', 'username']);
+    expect(body.additionalProperties).toBe(false);
+    // Every operation documents its error answers in the one error shape.
+    for (const methods of Object.values(document.paths)) {
+      for (const operation of Object.values(methods)) expect(operation.responses['400']).toBeDefined();
+    }
+    expect(document.components.schemas.ApiError).toBeDefined();
+  });
+
+  it('serves the UI page and its files from the package, and nothing else from that folder', async () => {
+    const page = await fetch(`${api.url}/docs`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('/docs/openapi.json');
+    const bundle = await fetch(`${api.url}/docs/assets/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+    expect((await bundle.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+    expect((await fetch(`${api.url}/docs/assets/package.json`)).status).toBe(404);
+    expect((await fetch(`${api.url}/docs/assets/..%2Fpackage.json`)).status).toBe(404);
+  });
+});
