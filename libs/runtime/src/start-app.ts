@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { startTelemetry } from '@app/telemetry';
+import { startTelemetry, stopTelemetry } from '@app/telemetry';
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
 import type { z } from 'zod';
 import { DiscoveryService, NestFactory } from '@nestjs/core';
@@ -188,7 +188,9 @@ export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): vo
     // Before the app is created: HTTP, Express and pg are instrumented as they load.
     startTelemetry(name);
     const { app, servers, url } = await startApp(definition, config);
-    exitOnSignals(name, app, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS);
+    // After the app drained, the spans still batched are exported (bounded: a dead collector does not hold the exit).
+    const closing = { close: () => app.close().then(() => stopTelemetry()) };
+    exitOnSignals(name, closing, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS);
     const groups = servers.map((s) => {
       const { consumerGroup, groupKind, topics, state } = s.consumerStatus();
       if (topics.length > 0) return `group ${consumerGroup} (${groupKind}) on ${topics.join(', ')}`;

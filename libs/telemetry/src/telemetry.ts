@@ -47,9 +47,15 @@ export function startTelemetry(serviceName: string, options: { spanProcessors?: 
   return sdk;
 }
 
-/** Flushes and stops the SDK (on shutdown, so the last spans are exported). */
-export async function stopTelemetry(): Promise<void> {
+/** Flushes and stops the SDK (on shutdown, so the last spans are exported), waiting at most `timeoutMs`. */
+export async function stopTelemetry(timeoutMs = 3000): Promise<void> {
   const sdk = started;
   started = undefined;
-  await sdk?.shutdown().catch(() => undefined);
+  if (!sdk) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    sdk.shutdown().catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
 }
