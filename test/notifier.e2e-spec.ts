@@ -63,6 +63,19 @@ describe('notifier: live notifications over Server-Sent Events', () => {
       },
       postId,
     );
+  const videoProcessed = (videoId: string) =>
+    publish(
+      'video.processed.v1',
+      {
+        videoId,
+        metadata: { durationSeconds: 2, width: 320, height: 240, videoCodec: 'h264', bitRate: 1000, sizeBytes: 1000 },
+        thumbnailKey: `videos/${videoId}/thumbnail.jpg`,
+        previewKey: `videos/${videoId}/preview.mp4`,
+        attempt: 1,
+        processedBy: 'e2e',
+      },
+      videoId,
+    );
   const postEvents = (stream: SseStream) => stream.named<StreamedEvent>('post.updated');
 
   beforeAll(async () => {
@@ -99,18 +112,7 @@ describe('notifier: live notifications over Server-Sent Events', () => {
     });
     const post = (await created.json()) as { id: string };
     const videoId = randomUUID();
-    await publish(
-      'video.processed.v1',
-      {
-        videoId,
-        metadata: { durationSeconds: 2, width: 320, height: 240, videoCodec: 'h264', bitRate: 1000, sizeBytes: 1000 },
-        thumbnailKey: `videos/${videoId}/thumbnail.jpg`,
-        previewKey: `videos/${videoId}/preview.mp4`,
-        attempt: 1,
-        processedBy: 'e2e',
-      },
-      videoId,
-    );
+    await videoProcessed(videoId);
     for (const stream of [onA, onB]) {
       await stream.waitFor(
         'post.created and video.processed',
@@ -130,18 +132,7 @@ describe('notifier: live notifications over Server-Sent Events', () => {
     await postUpdated(other, 2);
     await publish('video.failed.v1', { videoId: other, reason: 'not a video', permanent: true, attempt: 1 }, other);
     const lastVideo = randomUUID();
-    await publish(
-      'video.processed.v1',
-      {
-        videoId: lastVideo,
-        metadata: { durationSeconds: 2, width: 320, height: 240, videoCodec: 'h264', bitRate: 1000, sizeBytes: 1000 },
-        thumbnailKey: `videos/${lastVideo}/thumbnail.jpg`,
-        previewKey: `videos/${lastVideo}/preview.mp4`,
-        attempt: 1,
-        processedBy: 'e2e',
-      },
-      lastVideo,
-    );
+    await videoProcessed(lastVideo);
     await filtered.waitFor('the processed video', (s) =>
       s.named<StreamedEvent>('video.processed').some((e) => e.data.videoId === lastVideo),
     );

@@ -19,9 +19,8 @@ export class ValidationFailedError extends AppError {
   }
 }
 
-export class ConflictError extends AppError {
-  readonly status = 409;
-  override readonly name = 'ConflictError';
+/** An error of one fixed status: a stable code, a message, and per-field details where they help. */
+abstract class CodedError extends AppError {
   constructor(
     readonly code: string,
     message: string,
@@ -31,28 +30,20 @@ export class ConflictError extends AppError {
   }
 }
 
-export class NotFoundError extends AppError {
+export class ConflictError extends CodedError {
+  readonly status = 409;
+  override readonly name = 'ConflictError';
+}
+
+export class NotFoundError extends CodedError {
   readonly status = 404;
   override readonly name = 'NotFoundError';
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** The request is well-formed but refers to something that does not exist (a post's author). */
-export class UnprocessableError extends AppError {
+export class UnprocessableError extends CodedError {
   readonly status = 422;
   override readonly name = 'UnprocessableError';
-  constructor(
-    readonly code: string,
-    message: string,
-    override readonly details?: readonly FieldError[],
-  ) {
-    super(message);
-  }
 }
 
 /** A conditional request's precondition (If-Match) does not hold: 412, or 428 when it is required but missing. */
