@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { DynamicModule, Logger, Type } from '@nestjs/common';
 import { stringify } from 'yaml';
 import { APP_CONFIG_SCHEMAS, loadConfig } from '@app/config';
-import { ALL_TOPICS, EVENT_TYPES, EventRegistry, EventType, eventJsonSchemas } from '@app/contracts';
+import {
+  ALL_TOPICS,
+  CONTENT_TYPE_CLOUDEVENTS,
+  EVENT_TYPES,
+  EventRegistry,
+  EventType,
+  eventJsonSchemas,
+} from '@app/contracts';
 import { deadLetterTopicOf, handledEventTypes, resolveConsumers, retryTopicOf } from '@app/messaging';
 import type { AppDefinition } from '@app/runtime';
 import { cacheInvalidatorApp } from '../apps/cache-invalidator/src/app';
@@ -78,7 +85,7 @@ export function buildAsyncApi(): Record<string, unknown> {
       name: type,
       title: type,
       summary: `${type}, produced by ${producer}; key: the ${key}`,
-      contentType: 'application/cloudevents+json; charset=utf-8',
+      contentType: CONTENT_TYPE_CLOUDEVENTS,
       headers: {
         type: 'object',
         description: 'CloudEvents attributes repeated as headers, and the W3C trace context',
@@ -157,7 +164,7 @@ export function buildAsyncApi(): Record<string, unknown> {
       description:
         'Every Kafka topic of the system, the events on it, who sends them and which consumer groups receive them. Generated from libs/contracts and the apps’ @EventConsumer classes by `npm run asyncapi`; do not edit by hand.',
     },
-    defaultContentType: 'application/cloudevents+json; charset=utf-8',
+    defaultContentType: CONTENT_TYPE_CLOUDEVENTS,
     servers: {
       local: { host: '127.0.0.1:9092', protocol: 'kafka', description: 'The broker `npm start` runs' },
     },

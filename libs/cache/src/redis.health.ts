@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { withDeadline } from '@app/messaging';
+import { errorMessageOf, withDeadline } from '@app/messaging';
 import { ReadinessContributor, ReadinessReport, RuntimeContributor } from '@app/runtime';
 import { REDIS } from './redis';
 
@@ -28,7 +28,7 @@ export class RedisHealth implements ReadinessContributor {
       return {
         status: this.required ? 'down' : 'degraded',
         connection: this.redis.status,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessageOf(error),
         ...(this.required ? {} : { effect: 'reads bypass the cache and go to the database' }),
       };
     }

@@ -20,8 +20,3 @@ export function createRedis(config: RedisConfig, connectionName: string): Redis 
     lazyConnect: false,
   });
 }
-
-/** What to say about a Redis URL in logs and readiness: no password. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/, '$1***@');
-}

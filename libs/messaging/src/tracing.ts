@@ -11,6 +11,7 @@ import {
 } from '@opentelemetry/api';
 import type { IHeaders } from 'kafkajs';
 import { errorMessageOf } from './errors';
+import { headerString } from './failure-headers';
 
 /**
  * Trace context across Kafka: W3C `traceparent`/`tracestate` headers (the CloudEvents distributed-tracing
@@ -21,11 +22,7 @@ const tracer = trace.getTracer('kafka-nest.messaging');
 
 const headerGetter: TextMapGetter<IHeaders | undefined> = {
   keys: (carrier) => Object.keys(carrier ?? {}),
-  get: (carrier, key) => {
-    const value = carrier?.[key];
-    const first = Array.isArray(value) ? value[0] : value;
-    return first === undefined ? undefined : first.toString();
-  },
+  get: (carrier, key) => headerString(carrier, key),
 };
 
 /** Records a failure on a span: the exception event and an error status. */

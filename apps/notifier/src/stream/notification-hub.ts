@@ -219,7 +219,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
   private async livePositions(): Promise<Positions> {
     if (!this.live) {
       const bounds = await this.history.bounds(STREAM_TOPICS);
-      const live: Positions = this.live ?? {};
+      const live: Positions = {};
       for (const topic of STREAM_TOPICS) {
         const partitions = (live[topic] ??= []);
         bounds[topic].forEach(({ high }, partition) => {

@@ -1,7 +1,8 @@
+import { Topics } from '@app/contracts';
 import type { Positions } from '@app/messaging';
 
 /** The topics the notifier streams; the order is the order in an event id. */
-export const STREAM_TOPICS = ['posts', 'video-processed'] as const;
+export const STREAM_TOPICS = [Topics.Posts, Topics.VideoProcessed] as const;
 
 /**
  * An SSE event id: where the client stands in every partition of the streamed topics, i.e. the offset of the next

@@ -1,7 +1,7 @@
 import { Controller, Get, Headers, HttpException, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { errorMessageOf } from '@app/messaging';
-import { NotificationHub, STREAM_EVENT_NAMES, StreamRefusedError } from './notification-hub';
+import { nameOf, NotificationHub, STREAM_EVENT_NAMES, StreamRefusedError } from './notification-hub';
 
 @Controller('notifications')
 export class StreamController {
@@ -48,7 +48,7 @@ function parseTypes(raw: string | string[] | undefined): ReadonlySet<string> | u
   if (raw === undefined) return undefined;
   const names = (Array.isArray(raw) ? raw.join(',') : raw)
     .split(',')
-    .map((name) => name.trim().replace(/\.v\d+$/, ''))
+    .map((name) => nameOf(name.trim()))
     .filter((name) => name.length > 0);
   const unknown = names.filter((name) => !STREAM_EVENT_NAMES.includes(name));
   if (names.length === 0 || unknown.length > 0) {

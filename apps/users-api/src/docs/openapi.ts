@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { VideoMetadata } from '@app/contracts';
 import { CreatePostBody, ListPostsQuery, PostIdParam, UpdatePostBody } from '../posts/posts.schemas';
 import { RegisterUserBody, UserIdParam } from '../users/users.schemas';
+import { VideoIdParam } from '../videos/videos.controller';
 
 /**
  * The OpenAPI 3.1 document of users-api. Request bodies, parameters and queries come from the very zod schemas that
@@ -203,7 +204,7 @@ export function buildOpenApi(): Record<string, unknown> {
       '/videos/{id}': {
         get: {
           summary: 'Processing status and result',
-          parameters: [uuidParam('id', PostIdParam)],
+          parameters: [uuidParam('id', VideoIdParam)],
           responses: {
             '200': { description: 'The video', content: json('Video') },
             '404': error('No such video'),
@@ -214,7 +215,7 @@ export function buildOpenApi(): Record<string, unknown> {
       '/videos/{id}/thumbnail': {
         get: {
           summary: 'The JPEG thumbnail',
-          parameters: [uuidParam('id', PostIdParam)],
+          parameters: [uuidParam('id', VideoIdParam)],
           responses: {
             '200': { description: 'JPEG', content: { 'image/jpeg': {} } },
             '404': error('No such video, or not processed yet'),
@@ -226,7 +227,7 @@ export function buildOpenApi(): Record<string, unknown> {
         get: {
           summary: 'The H.264 preview, with range requests',
           parameters: [
-            uuidParam('id', PostIdParam),
+            uuidParam('id', VideoIdParam),
             { name: 'Range', in: 'header', required: false, schema: { type: 'string' } },
           ],
           responses: {

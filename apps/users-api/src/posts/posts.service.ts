@@ -9,7 +9,7 @@ import { OutboxWriter } from '@app/outbox';
 import { NotFoundError, PreconditionError, UnprocessableError, ValidationFailedError } from '../common/app-error';
 import { SCHEMA } from '../schema';
 import { SOURCE } from '../users/users.service';
-import { CreatePostBody, ListPostsQuery, PostPage, PostResponse, UpdatePostBody } from './posts.schemas';
+import { CreatePostBody, ListPostsQuery, PostIdParam, PostPage, PostResponse, UpdatePostBody } from './posts.schemas';
 
 const COLUMNS = `id, author_id, title, body, version, created_at, updated_at`;
 
@@ -224,8 +224,13 @@ function encodeCursor(createdAt: string, id: string): string {
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
   const [createdAt, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-  if (!createdAt || !id || rest.length > 0 || !uuid.test(id) || !/^\d{4}-\d{2}-\d{2} [\d:.+-]+$/.test(createdAt)) {
+  if (
+    !createdAt ||
+    !id ||
+    rest.length > 0 ||
+    !PostIdParam.safeParse(id).success ||
+    !/^\d{4}-\d{2}-\d{2} [\d:.+-]+$/.test(createdAt)
+  ) {
     throw badCursor();
   }
   return { createdAt, id };

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { VideoResponse, VideosService } from './videos.service';
 import { CORRELATION_HEADER, correlationIdOf } from '../common/correlation';
 
-const VideoIdParam = z.uuid({ error: 'must be a UUID' });
+export const VideoIdParam = z.uuid({ error: 'must be a UUID' });
 
 @Controller('videos')
 export class VideosController {
