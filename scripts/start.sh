@@ -55,6 +55,8 @@ build_apps
 export NODE_OPTIONS="${NODE_OPTIONS:-} --disable-warning=TimeoutNegativeWarning"
 HOST="${HOST:-127.0.0.1}"
 export HOST
+# Readable lines here; the apps default to JSON lines (one object each) for a log collector.
+export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 unset PORT # one variable for five apps would make them collide: <APP>_PORT sets one app's port
 declare -A PORTS
 while read -r app default_port; do

@@ -58,19 +58,35 @@ export function loadConfigOrExit<S extends z.ZodObject>(app: string, schema: S):
 }
 
 export type LogLevelName = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+export type LogFormat = 'json' | 'pretty';
 
-/** Nest logger levels up to and including the configured one. */
-export function logLevels(level: LogLevelName): LogLevelName[] {
-  const order: LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
-  return order.slice(0, order.indexOf(level) + 1);
+/** Where the boot, signal and shutdown lines go: the app's logger once it has one. Always printed, at any LOG_LEVEL. */
+export interface LifecycleLog {
+  info(message: string): void;
+  error(message: string): void;
 }
 
-/** Runs an app's boot function; a failure to boot prints one clear line and exits 1 instead of an unhandled rejection. */
-export function runMain(app: string, boot: () => Promise<string>): void {
+/** Plain lines on stdout and stderr, prefixed with the app's name: before an app has its logger. */
+export function plainLifecycleLog(app: string): LifecycleLog {
+  return {
+    info: (message) => process.stdout.write(`${app} ${message}\n`),
+    error: (message) => process.stderr.write(`${app} ${message}\n`),
+  };
+}
+
+/**
+ * Runs an app's boot function; a failure to boot prints one clear line and exits 1 instead of an unhandled rejection.
+ * `log` is asked for at the time of printing, so a boot that set up its logger prints through it.
+ */
+export function runMain(
+  app: string,
+  boot: () => Promise<string>,
+  log: () => LifecycleLog = () => plainLifecycleLog(app),
+): void {
   boot().then(
-    (message) => process.stdout.write(`${app} ${message}\n`),
+    (message) => log().info(message),
     (error: unknown) => {
-      process.stderr.write(`${app} failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+      log().error(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
       process.exit(1);
     },
   );
@@ -84,26 +100,31 @@ export interface Closable {
  * SIGTERM or SIGINT closes the app — consumers stop fetching, finish in-flight messages, commit and disconnect —
  * and exits 0. A second signal, or the deadline, exits 1 at once: whatever was not committed is redelivered.
  */
-export function exitOnSignals(app: string, target: Closable, deadlineMs: number): void {
+export function exitOnSignals(
+  app: string,
+  target: Closable,
+  deadlineMs: number,
+  log: LifecycleLog = plainLifecycleLog(app),
+): void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (closing) {
-      process.stderr.write(`${app} received ${signal} again; exiting now\n`);
+      log.error(`received ${signal} again; exiting now`);
       process.exit(1);
     }
     closing = true;
-    process.stdout.write(`${app} received ${signal}; finishing in-flight work (up to ${deadlineMs} ms)\n`);
+    log.info(`received ${signal}; finishing in-flight work (up to ${deadlineMs} ms)`);
     setTimeout(() => {
-      process.stderr.write(`${app} did not shut down within ${deadlineMs} ms; exiting\n`);
+      log.error(`did not shut down within ${deadlineMs} ms; exiting`);
       process.exit(1);
     }, deadlineMs).unref();
     target.close().then(
       () => {
-        process.stdout.write(`${app} stopped\n`);
+        log.info('stopped');
         process.exit(0);
       },
       (error: unknown) => {
-        process.stderr.write(`${app} shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        log.error(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
         process.exit(1);
       },
     );

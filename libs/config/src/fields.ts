@@ -126,6 +126,8 @@ export const ffmpegEnv = {
 
 export const logEnv = {
   LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  /** `json`: one JSON object per line, for a log collector. `pretty`: one readable line per entry (`npm start`). */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 };
 
 /** Cross-field rules every Kafka-using app applies: SASL needs both credentials. */

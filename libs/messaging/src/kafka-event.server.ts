@@ -5,6 +5,7 @@ import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { lastValueFrom } from 'rxjs';
 import { EventOf, EventType, InvalidEventError, isEventType, parseEvent, topicOf } from '@app/contracts';
+import { withLogFields } from '@app/telemetry';
 import { backoffDelay } from './backoff';
 import { ConsumeContext } from './consume-context';
 import { errorClassOf, errorMessageOf, RetriableError } from './errors';
@@ -22,7 +23,7 @@ import {
 import { decideFailure } from './failure-decision';
 import { InboxStore, NoInbox } from './inbox';
 import { isBrokerUnreachable, isRebalancing } from './kafka-errors';
-import { withConsumeSpan } from './tracing';
+import { withConsumeSpan, withMessageTrace } from './tracing';
 import { checkInboxRetention, startInboxPruning } from './inbox-retention';
 import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
@@ -526,96 +527,104 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       return DONE;
     }
 
-    const beat = setInterval(() => {
-      heartbeat().catch(() => undefined);
-    }, this.options.heartbeatIntervalMs ?? 3_000);
-    const started = performance.now();
-    const seconds = () => (performance.now() - started) / 1000;
-    try {
-      const span = {
-        topic: origin.topic,
-        partition: origin.partition,
-        offset: origin.offset,
-        consumerGroup: this.options.consumerGroup,
-        eventType: event.type,
-        eventId: event.id,
-        attempt,
-      };
-      const outcome = await withConsumeSpan(message.headers, span, () =>
-        this.inbox.run(
-          {
-            consumerGroup: this.options.consumerGroup,
-            eventId: event.id,
-            eventType: event.type,
+    // Every line logged while it is handled names the event and the trace the message carries.
+    const fields = { correlationId: event.correlationid, eventId: event.id, eventType: event.type };
+    return withLogFields(fields, () =>
+      withMessageTrace(message.headers, async (): Promise<Outcome> => {
+        const beat = setInterval(() => {
+          heartbeat().catch(() => undefined);
+        }, this.options.heartbeatIntervalMs ?? 3_000);
+        const started = performance.now();
+        const seconds = () => (performance.now() - started) / 1000;
+        try {
+          const span = {
             topic: origin.topic,
             partition: origin.partition,
             offset: origin.offset,
-          },
-          async (transaction, lost) => {
-            const context = new ConsumeContext({
-              topic: origin.topic,
-              partition: origin.partition,
-              offset: origin.offset,
-              key: message.key?.toString('utf8') ?? null,
-              consumerGroup: this.options.consumerGroup,
-              attempt,
-              eventId: event.id,
-              correlationId: event.correlationid,
-              transaction,
-              heartbeat,
-              signal: lost ? AbortSignal.any([this.shutdown.signal, lost]) : this.shutdown.signal,
-              finalAttempt: () =>
-                decideFailure(
-                  { attempt, error: new RetriableError('would fail now'), firstFailedAt, now: Date.now() },
-                  this.options.retry,
-                  () => 1,
-                ).kind === 'dead-letter',
-            });
-            const result: unknown = await handler(event, context);
-            await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
-          },
-        ),
-      );
-      if (outcome === 'duplicate') {
-        this.stats.duplicates += 1;
-        this.observe(event.type, 'duplicate');
-        this.log.debug(`${where} ${event.type} ${event.id} already handled by ${this.options.consumerGroup}; skipped`);
-      } else {
-        this.stats.handled += 1;
-        this.observe(event.type, 'handled', seconds());
-        if (attempt > 1) this.log.log(`${where} ${event.type} ${event.id} handled on attempt ${attempt}`);
-      }
-      return DONE;
-    } catch (error) {
-      const took = seconds();
-      if (this.shutdown.signal.aborted) {
-        // Stopped by the shutdown, not failed: no retry, no commit; the next owner of the partition runs it again.
-        this.log.log(`${where} ${event.type} ${event.id} stopped by the shutdown; left for the next owner`);
-        return { kind: 'leave' };
-      }
-      if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
-      const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
-      const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
-      const failure = { origin, attempts: decision.attempts, firstFailedAt };
-      if (decision.kind === 'dead-letter') {
-        await this.deadLetter(message, failure, error, decision.reason);
-        this.observe(event.type, 'dead-lettered', took);
-        return DONE;
-      }
-      const retryAt = decision.at;
-      await this.republish(message, this.retryTopic, {
-        ...failureHeaders({ ...failure, consumerGroup: this.options.consumerGroup, error }),
-        [FailureHeaders.RetryAt]: String(retryAt),
-      });
-      this.stats.retried += 1;
-      this.observe(event.type, 'retried', took);
-      this.log.warn(
-        `${label} failed (${errorClassOf(error)}: ${errorMessageOf(error)}); retry in ${retryAt - Date.now()} ms`,
-      );
-      return DONE;
-    } finally {
-      clearInterval(beat);
-    }
+            consumerGroup: this.options.consumerGroup,
+            eventType: event.type,
+            eventId: event.id,
+            attempt,
+          };
+          const outcome = await withConsumeSpan(message.headers, span, () =>
+            this.inbox.run(
+              {
+                consumerGroup: this.options.consumerGroup,
+                eventId: event.id,
+                eventType: event.type,
+                topic: origin.topic,
+                partition: origin.partition,
+                offset: origin.offset,
+              },
+              async (transaction, lost) => {
+                const context = new ConsumeContext({
+                  topic: origin.topic,
+                  partition: origin.partition,
+                  offset: origin.offset,
+                  key: message.key?.toString('utf8') ?? null,
+                  consumerGroup: this.options.consumerGroup,
+                  attempt,
+                  eventId: event.id,
+                  correlationId: event.correlationid,
+                  transaction,
+                  heartbeat,
+                  signal: lost ? AbortSignal.any([this.shutdown.signal, lost]) : this.shutdown.signal,
+                  finalAttempt: () =>
+                    decideFailure(
+                      { attempt, error: new RetriableError('would fail now'), firstFailedAt, now: Date.now() },
+                      this.options.retry,
+                      () => 1,
+                    ).kind === 'dead-letter',
+                });
+                const result: unknown = await handler(event, context);
+                await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+              },
+            ),
+          );
+          if (outcome === 'duplicate') {
+            this.stats.duplicates += 1;
+            this.observe(event.type, 'duplicate');
+            this.log.debug(
+              `${where} ${event.type} ${event.id} already handled by ${this.options.consumerGroup}; skipped`,
+            );
+          } else {
+            this.stats.handled += 1;
+            this.observe(event.type, 'handled', seconds());
+            if (attempt > 1) this.log.log(`${where} ${event.type} ${event.id} handled on attempt ${attempt}`);
+          }
+          return DONE;
+        } catch (error) {
+          const took = seconds();
+          if (this.shutdown.signal.aborted) {
+            // Stopped by the shutdown, not failed: no retry, no commit; the next owner of the partition runs it again.
+            this.log.log(`${where} ${event.type} ${event.id} stopped by the shutdown; left for the next owner`);
+            return { kind: 'leave' };
+          }
+          if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
+          const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
+          const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
+          const failure = { origin, attempts: decision.attempts, firstFailedAt };
+          if (decision.kind === 'dead-letter') {
+            await this.deadLetter(message, failure, error, decision.reason);
+            this.observe(event.type, 'dead-lettered', took);
+            return DONE;
+          }
+          const retryAt = decision.at;
+          await this.republish(message, this.retryTopic, {
+            ...failureHeaders({ ...failure, consumerGroup: this.options.consumerGroup, error }),
+            [FailureHeaders.RetryAt]: String(retryAt),
+          });
+          this.stats.retried += 1;
+          this.observe(event.type, 'retried', took);
+          this.log.warn(
+            `${label} failed (${errorClassOf(error)}: ${errorMessageOf(error)}); retry in ${retryAt - Date.now()} ms`,
+          );
+          return DONE;
+        } finally {
+          clearInterval(beat);
+        }
+      }),
+    );
   }
 
   /** Per-instance groups have no retry or dead-letter topics: a failure is logged and counted, and the partition goes on. */

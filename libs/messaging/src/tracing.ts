@@ -41,6 +41,11 @@ export function extractTraceContext(headers: IHeaders | undefined): Context {
   return propagation.extract(ROOT_CONTEXT, headers, headerGetter);
 }
 
+/** Runs `work` in the trace context a message carries, so what it logs before and after its span names the trace. */
+export function withMessageTrace<T>(headers: IHeaders | undefined, work: () => T): T {
+  return context.with(extractTraceContext(headers), work);
+}
+
 /**
  * One PRODUCER span per record, child of the context the record carries (an outbox row keeps the request's); the
  * record leaves with the span's own context in its headers. `settle` ends the spans with the send's outcome.

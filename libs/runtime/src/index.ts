@@ -4,3 +4,4 @@ export * from './runtime-metrics';
 export * from './health.controller';
 export * from './runtime.module';
 export * from './start-app';
+export * from './logging';

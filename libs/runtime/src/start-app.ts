@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { startTelemetry, stopTelemetry } from '@app/telemetry';
+import { createLogger, startTelemetry, stopTelemetry } from '@app/telemetry';
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
 import type { z } from 'zod';
 import { DiscoveryService, NestFactory } from '@nestjs/core';
@@ -13,10 +13,14 @@ import {
   InboxConfig,
   KafkaConfig,
   loadConfigOrExit,
+  LifecycleLog,
+  LogFormat,
   LogLevelName,
-  logLevels,
+  plainLifecycleLog,
   runMain,
 } from '@app/config';
+import { Logger as NestPinoLogger, LoggerModule, Params as LoggerParams, PinoLogger } from 'nestjs-pino';
+import type { Logger as Pino } from 'pino';
 import {
   ClaimInbox,
   ConsumerDeclarationError,
@@ -32,6 +36,7 @@ import {
   TypeOrmInbox,
 } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
+import { httpLogging } from './logging';
 import { RuntimeModule } from './runtime.module';
 import { RuntimeMetrics } from './runtime-metrics';
 import type { Kafka } from 'kafkajs';
@@ -40,7 +45,7 @@ import type { Kafka } from 'kafkajs';
 export type RuntimeConfig = KafkaConfig &
   ConsumerConfig &
   HttpConfig &
-  Partial<InboxConfig> & { LOG_LEVEL: LogLevelName };
+  Partial<InboxConfig> & { LOG_LEVEL: LogLevelName; LOG_FORMAT: LogFormat };
 
 /** An app's config schema: a zod object whose output includes RuntimeConfig and SHUTDOWN_TIMEOUT_MS. */
 type ConfigSchema = z.ZodObject;
@@ -104,10 +109,12 @@ function inboxOf(app: INestApplication, config: Partial<InboxConfig>, consumer: 
 export async function startApp<S extends ConfigSchema>(
   definition: AppDefinition<S>,
   config: z.infer<S>,
+  logger: Pino = appLogger(definition.name, config as unknown as RuntimeConfig),
 ): Promise<RunningApp> {
   const { name } = definition;
   const own = definition.module(config);
   const settings = config as unknown as RuntimeConfig;
+  const logging: LoggerParams = { pinoHttp: httpLogging(logger) };
 
   @Module({})
   class AppRoot {}
@@ -115,13 +122,15 @@ export async function startApp<S extends ConfigSchema>(
     {
       module: AppRoot,
       imports: [
+        LoggerModule.forRoot(logging),
         AppConfigModule.forRoot(config),
         MessagingModule.forRoot({ clientId: name }),
         own,
         RuntimeModule.forRoot({ app: name, kafkaRequiredForReady: definition.kafkaRequiredForReady ?? true }),
       ],
     },
-    { logger: logLevels(settings.LOG_LEVEL) },
+    // Nest's own lines (and every `new Logger(context)`) go through pino from the first one on.
+    { logger: new NestPinoLogger(new PinoLogger(logging), logging) },
   );
   try {
     // Every controller Nest instantiated, however its module was imported; validated before anything consumes.
@@ -183,14 +192,17 @@ export async function startApp<S extends ConfigSchema>(
  */
 export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): void {
   const { name } = definition;
-  runMain(name, async () => {
+  let lifecycle: LifecycleLog | undefined;
+  const boot = async () => {
     const config = loadConfigOrExit(name, definition.schema);
+    const logger = appLogger(name, config as unknown as RuntimeConfig);
+    lifecycle = lifecycleLog(logger);
     // Before the app is created: HTTP, Express and pg are instrumented as they load.
     startTelemetry(name);
-    const { app, servers, url } = await startApp(definition, config);
+    const { app, servers, url } = await startApp(definition, config, logger);
     // After the app drained, the spans still batched are exported (bounded: a dead collector does not hold the exit).
     const closing = { close: () => app.close().then(() => stopTelemetry()) };
-    exitOnSignals(name, closing, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS);
+    exitOnSignals(name, closing, (config as unknown as ConsumerConfig).SHUTDOWN_TIMEOUT_MS, lifecycle);
     const groups = servers.map((s) => {
       const { consumerGroup, groupKind, topics, state } = s.consumerStatus();
       if (topics.length > 0) return `group ${consumerGroup} (${groupKind}) on ${topics.join(', ')}`;
@@ -198,5 +210,17 @@ export function runApp<S extends ConfigSchema>(definition: AppDefinition<S>): vo
       return `group ${consumerGroup} (${state === 'idle' ? 'idle' : 'joining in the background'})`;
     });
     return `listening on ${url} ${groups.length > 0 ? `and consuming as ${groups.join('; ')}` : '(no consumers)'}`;
-  });
+  };
+  runMain(name, boot, () => lifecycle ?? plainLifecycleLog(name));
+}
+
+/** The app's logger as LOG_LEVEL and LOG_FORMAT say. */
+function appLogger(app: string, config: RuntimeConfig): Pino {
+  return createLogger({ app, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
+}
+
+/** Boot, signal and shutdown lines: printed at any LOG_LEVEL, since tools and people wait for them. */
+function lifecycleLog(logger: Pino): LifecycleLog {
+  const lines = logger.child({ context: 'lifecycle' }, { level: 'info' });
+  return { info: (message) => lines.info(message), error: (message) => lines.error(message) };
 }

@@ -2,10 +2,12 @@ import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import type { SpanProcessor } from '@opentelemetry/sdk-trace';
+import { NoopSpanProcessor, SpanProcessor } from '@opentelemetry/sdk-trace';
 
-/** Probes and scrapes are not requests anyone wants to trace. */
-const OPERATIONS_PATH = /^\/(health(\/|$)|metrics$)/;
+/** Probes and scrapes: requests no one wants traced or logged. */
+export function isOperationsPath(url: string | undefined): boolean {
+  return /^\/(health(\/|$|\?)|metrics($|\?))/.test(url ?? '');
+}
 
 let started: NodeSDK | undefined;
 
@@ -30,13 +32,14 @@ export function startTelemetry(serviceName: string, options: { spanProcessors?: 
   env.OTEL_SERVICE_NAME ??= serviceName;
   env.OTEL_METRICS_EXPORTER ??= 'none';
   env.OTEL_LOGS_EXPORTER ??= 'none';
-  if (!options.spanProcessors && !tracesExported(env)) env.OTEL_TRACES_EXPORTER ??= 'none';
+  // Not exported, spans are still made (and dropped): log lines and Kafka messages carry their trace context.
+  const spanProcessors = options.spanProcessors ?? (tracesExported(env) ? undefined : [new NoopSpanProcessor()]);
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME,
-    ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
+    ...(spanProcessors ? { spanProcessors } : {}),
     instrumentations: [
       new HttpInstrumentation({
-        ignoreIncomingRequestHook: (request) => OPERATIONS_PATH.test(request.url ?? ''),
+        ignoreIncomingRequestHook: (request) => isOperationsPath(request.url),
       }),
       new ExpressInstrumentation(),
       new PgInstrumentation({ enhancedDatabaseReporting: false }),

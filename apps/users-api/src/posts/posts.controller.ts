@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { PreconditionError, ValidationFailedError } from '../common/app-error';
-import { CORRELATION_HEADER, correlationIdOf } from '../common/correlation';
 import { CreatePostBody, ListPostsQuery, PostIdParam, PostPage, PostResponse, UpdatePostBody } from './posts.schemas';
 import { Precondition, PostsService } from './posts.service';
+import { CorrelationId } from '@app/runtime';
 
 /** A post's version as its strong ETag: `"3"`. */
 const etagOf = (post: PostResponse) => `"${post.version}"`;
@@ -37,14 +37,12 @@ export class PostsController {
   @HttpCode(201)
   async create(
     @Body({ schema: CreatePostBody }) body: CreatePostBody,
-    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @CorrelationId() correlationId: string,
     @Res({ passthrough: true }) response: Response,
   ): Promise<PostResponse> {
-    const correlationId = correlationIdOf(correlationHeader);
     const post = await this.posts.create(body, correlationId);
     response.setHeader('Location', `/posts/${post.id}`);
     response.setHeader('ETag', etagOf(post));
-    response.setHeader(CORRELATION_HEADER, correlationId);
     return post;
   }
 
@@ -70,14 +68,12 @@ export class PostsController {
     @Param('id', { schema: PostIdParam }) id: string,
     @Body({ schema: UpdatePostBody }) body: UpdatePostBody,
     @Headers('if-match') ifMatch: string | undefined,
-    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @CorrelationId() correlationId: string,
     @Res({ passthrough: true }) response: Response,
   ): Promise<PostResponse> {
     const expected = preconditionOf(ifMatch, true) as Precondition;
-    const correlationId = correlationIdOf(correlationHeader);
     const post = await this.posts.update(id, expected, body, correlationId);
     response.setHeader('ETag', etagOf(post));
-    response.setHeader(CORRELATION_HEADER, correlationId);
     return post;
   }
 
@@ -86,8 +82,8 @@ export class PostsController {
   async remove(
     @Param('id', { schema: PostIdParam }) id: string,
     @Headers('if-match') ifMatch: string | undefined,
-    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @CorrelationId() correlationId: string,
   ): Promise<void> {
-    await this.posts.remove(id, preconditionOf(ifMatch, false) ?? '*', correlationIdOf(correlationHeader));
+    await this.posts.remove(id, preconditionOf(ifMatch, false) ?? '*', correlationId);
   }
 }

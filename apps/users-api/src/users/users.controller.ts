@@ -1,8 +1,8 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { RegisterUserBody, UserIdParam, UserResponse } from './users.schemas';
 import { UsersService } from './users.service';
-import { CORRELATION_HEADER, correlationIdOf } from '../common/correlation';
+import { CorrelationId } from '@app/runtime';
 
 @Controller('users')
 export class UsersController {
@@ -12,13 +12,11 @@ export class UsersController {
   @HttpCode(201)
   async register(
     @Body({ schema: RegisterUserBody }) body: RegisterUserBody,
-    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @CorrelationId() correlationId: string,
     @Res({ passthrough: true }) response: Response,
   ): Promise<UserResponse> {
-    const correlationId = correlationIdOf(correlationHeader);
     const user = await this.users.register(body, correlationId);
     response.setHeader('Location', `/users/${user.id}`);
-    response.setHeader(CORRELATION_HEADER, correlationId);
     return user;
   }
 

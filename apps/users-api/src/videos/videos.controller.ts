@@ -1,8 +1,8 @@
-import { Controller, Get, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { VideoResponse, VideosService } from './videos.service';
-import { CORRELATION_HEADER, correlationIdOf } from '../common/correlation';
+import { CorrelationId } from '@app/runtime';
 
 export const VideoIdParam = z.uuid({ error: 'must be a UUID' });
 
@@ -15,13 +15,11 @@ export class VideosController {
   @HttpCode(202)
   async upload(
     @Req() request: Request,
-    @Headers(CORRELATION_HEADER) correlationHeader: string | undefined,
+    @CorrelationId() correlationId: string,
     @Res({ passthrough: true }) response: Response,
   ): Promise<VideoResponse> {
-    const correlationId = correlationIdOf(correlationHeader);
     const video = await this.videos.submit(request, correlationId);
     response.setHeader('Location', `/videos/${video.id}`);
-    response.setHeader(CORRELATION_HEADER, correlationId);
     return video;
   }
 

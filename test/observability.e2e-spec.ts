@@ -14,17 +14,18 @@ const PRODUCER = 4;
 const CONSUMER = 5;
 
 /**
- * One registration is one trace. users-api and email-service run as built processes configured only by the
+ * What an operator reads: traces and logs. One registration is one trace. users-api and email-service run as built processes configured only by the
  * standard OTEL_* variables (OTLP over HTTP with the JSON encoding) and export to a receiver in the test: the HTTP
  * request, the outbox write (the context is kept in the row's headers), the relay's send, the consumer and the SMTP
  * send must share one trace id, each the child of the one before.
  */
-describe('tracing: a registration is one trace across users-api, the relay and email-service', () => {
+describe('observability: one registration seen in traces and in logs across users-api and email-service', () => {
   const receiver = new OtlpReceiver();
   const smtp = new SmtpCatcher();
   const group = `email-traced-${randomUUID().slice(0, 8)}`;
   const children: ChildApp[] = [];
   let apiUrl = '';
+  let apps: { api: ChildApp; mailer: ChildApp };
 
   beforeAll(async () => {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
@@ -35,6 +36,11 @@ describe('tracing: a registration is one trace across users-api, the relay and e
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '200',
+      // As in production, and as chatty as it gets: a secret that reaches any line shows up here.
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'verbose',
+      // As the image and `npm start` run them: Node's own notice about kafkajs's negative timer is not a log line.
+      NODE_OPTIONS: '--disable-warning=TimeoutNegativeWarning',
     };
     const port = await freePort();
     apiUrl = `http://127.0.0.1:${port}`;
@@ -45,6 +51,7 @@ describe('tracing: a registration is one trace across users-api, the relay and e
       EMAIL_CONSUMER_GROUP: group,
     });
     children.push(api, mailer);
+    apps = { api, mailer };
     await api.start('listening on');
     await mailer.start('listening on');
   });
@@ -99,5 +106,70 @@ describe('tracing: a registration is one trace across users-api, the relay and e
             String(s.attributes['db.system.name'] ?? s.attributes['db.system'] ?? '') === 'postgresql',
         ),
     );
+  });
+
+  it('writes one JSON object per line, with the trace, correlation and event ids, and no password or address', async () => {
+    const name = `logged${randomUUID().slice(0, 8)}`;
+    const email = `${name}@example.com`;
+    const password = `pw-${randomUUID()}`;
+    const rejected = `no-${randomUUID().slice(0, 7)}`; // 11 characters: too short, answered 400
+    const correlationId = `log-test-${randomUUID()}`;
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      fetch(`${apiUrl}/users`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+
+    const created = await post(JSON.stringify({ email, username: name, password }), {
+      'x-correlation-id': correlationId,
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('x-correlation-id')).toBe(correlationId);
+    // The ways a password reaches the API without being stored: a duplicate, a too-short one, broken JSON.
+    expect((await post(JSON.stringify({ email, username: name, password }))).status).toBe(409);
+    expect((await post(JSON.stringify({ email: `x${email}`, username: `x${name}`, password: rejected }))).status).toBe(
+      400,
+    );
+    expect((await post(`{"email":"${email}","password":"${password}`)).status).toBe(400);
+    await waitFor('the welcome email', () => smtp.to(email).length > 0);
+
+    type Line = Record<string, unknown>;
+    const linesOf = (child: ChildApp): Line[] =>
+      child.printed
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => {
+          try {
+            return JSON.parse(line) as Line;
+          } catch {
+            throw new Error(`not a JSON log line: ${line}`);
+          }
+        });
+    const sent = await waitFor('the email-service line for the sent email', () =>
+      linesOf(apps.mailer).find(
+        (line) => line.correlationId === correlationId && /sent welcome/.test(String(line.message)),
+      ),
+    );
+    for (const line of [...linesOf(apps.api), ...linesOf(apps.mailer)]) {
+      expect(line).toEqual(
+        expect.objectContaining({
+          time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+          level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/),
+          app: expect.stringMatching(/^(users-api|email-service)$/),
+          message: expect.any(String),
+        }),
+      );
+    }
+    // The consumer's line names the event it handled and the trace the registration started.
+    expect(sent).toMatchObject({ app: 'email-service', eventType: 'email.requested.v1', eventId: expect.any(String) });
+    const registered = linesOf(apps.api).find(
+      (line) => line.correlationId === correlationId && /registered user/.test(String(line.message)),
+    );
+    expect(registered?.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(sent.traceId).toBe(registered?.traceId);
+    // The request line has the same correlation id the response echoed.
+    expect(linesOf(apps.api)).toContainEqual(
+      expect.objectContaining({ correlationId, message: expect.stringMatching(/^POST \/users 201/) }),
+    );
+
+    const printed = apps.api.printed + apps.mailer.printed;
+    for (const secret of [password, rejected, email, '$argon2']) expect(printed).not.toContain(secret);
   });
 });

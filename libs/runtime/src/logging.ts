@@ -1,0 +1,49 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+import { isOperationsPath } from '@app/telemetry';
+import type { Logger as Pino } from 'pino';
+import type { Options } from 'pino-http';
+
+export const CORRELATION_HEADER = 'x-correlation-id';
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's correlation id when it is a safe token, else a new one. */
+export function correlationIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID();
+}
+
+/**
+ * Request logging for every app (pino-http under nestjs-pino): each request gets a correlation id — the caller's
+ * `X-Correlation-Id` when it is a safe token, else a new one — echoed in the response and bound to every line logged
+ * while it is handled. One line per finished request (method, path, status, time; never headers or bodies), at
+ * `error` for a 5xx. Health probes and metric scrapes are not logged.
+ */
+export function httpLogging(logger: Pino): Options {
+  return {
+    logger,
+    genReqId: (request: IncomingMessage, response: ServerResponse) => {
+      const id = correlationIdOf(request.headers[CORRELATION_HEADER]);
+      response.setHeader(CORRELATION_HEADER, id);
+      return id;
+    },
+    customAttributeKeys: { reqId: 'correlationId' },
+    quietReqLogger: true,
+    autoLogging: { ignore: (request) => isOperationsPath(request.url) },
+    customLogLevel: (_request, response, error) => (error || response.statusCode >= 500 ? 'error' : 'info'),
+    customSuccessMessage: (request, response, took) =>
+      `${request.method} ${request.url} ${response.statusCode} ${Math.round(took)} ms`,
+    customErrorMessage: (request, response, error) =>
+      `${request.method} ${request.url} ${response.statusCode} failed: ${error.message}`,
+    serializers: {
+      req: (request: { method?: string; url?: string }) => ({ method: request.method, url: request.url }),
+      res: (response: { statusCode?: number }) => ({ statusCode: response.statusCode }),
+    },
+  };
+}
+
+/** The request's correlation id (see httpLogging): what its events carry as `correlationid`. */
+export const CorrelationId = createParamDecorator((_: unknown, context: ExecutionContext): string => {
+  const request = context.switchToHttp().getRequest<IncomingMessage & { id?: unknown }>();
+  return typeof request.id === 'string' ? request.id : correlationIdOf(request.headers[CORRELATION_HEADER]);
+});
