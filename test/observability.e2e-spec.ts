@@ -1,36 +1,68 @@
 import { randomUUID } from 'node:crypto';
+import { openAsBlob } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { ChildApp } from './support/child-app';
 import { testKafka } from './support/broker';
 import { startGroupAtEnd } from './support/kafka';
 import { OtlpReceiver, ReceivedSpan } from './support/otlp';
-import { freePort } from './support/redis';
+import { freePort, TestRedis } from './support/redis';
 import { SmtpCatcher } from './support/smtp';
+import { makeVideo, removeTestFiles } from './support/videos';
 import { waitFor } from './support/wait';
 
+const INTERNAL = 1;
 const SERVER = 2;
 const PRODUCER = 4;
 const CONSUMER = 5;
 
 /**
- * What an operator reads: traces and logs. One registration is one trace. users-api and email-service run as built processes configured only by the
- * standard OTEL_* variables (OTLP over HTTP with the JSON encoding) and export to a receiver in the test: the HTTP
- * request, the outbox write (the context is kept in the row's headers), the relay's send, the consumer and the SMTP
- * send must share one trace id, each the child of the one before.
+ * What an operator reads: traces and logs. All five apps run as built processes, configured only by the standard
+ * OTEL_* variables (OTLP over HTTP with the JSON encoding), and export to a receiver in the test. A registration, a
+ * video upload and a post update must each be one trace: every span the flow causes, in every app it crosses, shares
+ * the trace id, each the child of the one that caused it — across the outbox (the context is kept in the row's
+ * headers) and Kafka (W3C headers). The same run's log lines are read for their fields and for any secret.
  */
-describe('observability: one registration seen in traces and in logs across users-api and email-service', () => {
+describe('observability: registration, video and post flows as traces and logs across the five apps', () => {
   const receiver = new OtlpReceiver();
   const smtp = new SmtpCatcher();
-  const group = `email-traced-${randomUUID().slice(0, 8)}`;
+  const redis = new TestRedis();
+  const suffix = randomUUID().slice(0, 8);
+  const group = `email-traced-${suffix}`;
+  const videoGroup = `video-traced-${suffix}`;
+  const cacheGroup = `cache-traced-${suffix}`;
+  const mediaDir = mkdtempSync(join(tmpdir(), 'traced-media-'));
   const children: ChildApp[] = [];
   let apiUrl = '';
   let apps: { api: ChildApp; mailer: ChildApp };
 
+  // Spans end child first and are exported in batches: each parent may arrive a little after its child.
+  const trace = (traceId: string) => receiver.spans.filter((s) => s.traceId === traceId);
+  const parentOf = (span: ReceivedSpan) =>
+    waitFor(`the parent of ${span.service}'s ${span.name}`, () =>
+      trace(span.traceId).find((s) => s.spanId === span.parentSpanId),
+    );
+  /** Waits for the chain of ancestors up to the root: the root is the flow's HTTP request. */
+  async function ancestorsOf(span: ReceivedSpan): Promise<ReceivedSpan[]> {
+    const chain: ReceivedSpan[] = [];
+    for (let at = span; at.parentSpanId;) {
+      at = await parentOf(at);
+      chain.push(at);
+    }
+    return chain;
+  }
+  const describeSpan = (s: ReceivedSpan) => ({ service: s.service, name: s.name, kind: s.kind });
+
   beforeAll(async () => {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
     await startGroupAtEnd(group, 'emails');
+    await startGroupAtEnd(videoGroup, 'video-processing');
+    await startGroupAtEnd(cacheGroup, 'posts');
     await smtp.start();
+    await redis.start();
     await receiver.start();
     const otel = {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -44,25 +76,44 @@ describe('observability: one registration seen in traces and in logs across user
     };
     const port = await freePort();
     apiUrl = `http://127.0.0.1:${port}`;
-    const api = new ChildApp('users-api', `traced-users-api-${group}`, { ...otel, PORT: String(port) });
-    const mailer = new ChildApp('email-service', `traced-email-${group}`, {
+    const api = new ChildApp('users-api', `traced-users-api-${suffix}`, {
+      ...otel,
+      PORT: String(port),
+      MEDIA_DIR: mediaDir,
+      REDIS_URL: redis.url,
+    });
+    const mailer = new ChildApp('email-service', `traced-email-${suffix}`, {
       ...otel,
       SMTP_URL: smtp.url,
       EMAIL_CONSUMER_GROUP: group,
     });
-    children.push(api, mailer);
+    const processor = new ChildApp('video-processor', `traced-video-${suffix}`, {
+      ...otel,
+      MEDIA_DIR: mediaDir,
+      VIDEO_CONSUMER_GROUP: videoGroup,
+    });
+    const invalidator = new ChildApp('cache-invalidator', `traced-cache-${suffix}`, {
+      ...otel,
+      REDIS_URL: redis.url,
+      CACHE_INVALIDATOR_GROUP: cacheGroup,
+    });
+    const notifier = new ChildApp('notifier', `traced-notifier-${suffix}`, otel);
+    children.push(api, mailer, processor, invalidator, notifier);
     apps = { api, mailer };
-    await api.start('listening on');
-    await mailer.start('listening on');
+    // users-api consumes in the background; the others are in their groups once they print this.
+    await Promise.all(children.map((child) => child.start('listening on')));
   });
 
   afterAll(async () => {
     for (const child of children) await child.stop('SIGKILL');
     await smtp.stop();
+    await redis.stop();
     await receiver.stop();
+    rmSync(mediaDir, { recursive: true, force: true });
+    removeTestFiles(suffix);
   });
 
-  it('links the HTTP request, the outbox relay send, the consumer and the SMTP send by parent and child', async () => {
+  it('a registration: the request, the outbox relay send, the consumer and the SMTP send by parent and child', async () => {
     const name = `traced${randomUUID().slice(0, 8)}`;
     const email = `${name}@example.com`;
     const response = await fetch(`${apiUrl}/users`, {
@@ -76,36 +127,101 @@ describe('observability: one registration seen in traces and in logs across user
     const smtpSpan = await waitFor('the SMTP span', () =>
       receiver.spans.find((s) => s.name === 'smtp send' && s.service === 'email-service'),
     );
-    const trace = () => receiver.spans.filter((s) => s.traceId === smtpSpan.traceId);
-    const parentOf = (span: ReadableSpanLike) => trace().find((s) => s.spanId === span.parentSpanId);
-    type ReadableSpanLike = ReceivedSpan;
-
-    // Spans end child first and are exported in batches: each parent may arrive a little after its child.
-    const consume = await waitFor('the consumer span', () => parentOf(smtpSpan));
+    const [consume, send, ...above] = await ancestorsOf(smtpSpan);
     expect(consume).toMatchObject({ name: 'process emails', kind: CONSUMER, service: 'email-service' });
     expect(consume.attributes['messaging.consumer.group.name']).toBe(group);
-    const send = await waitFor('the relay send span', () => parentOf(consume));
     expect(send).toMatchObject({ name: 'send emails', kind: PRODUCER, service: 'users-api' });
     // The relay sent it in the background, yet its span hangs under the request that wrote the outbox row.
-    const server = await waitFor('the request span above the send', () => {
-      const ancestors: ReceivedSpan[] = [];
-      for (let span = parentOf(send); span; span = parentOf(span)) ancestors.push(span);
-      return ancestors.find((s) => s.kind === SERVER);
-    });
-    expect(server).toMatchObject({ service: 'users-api' });
-    expect(server.name).toMatch(/POST/);
-    expect(server.parentSpanId).toBeUndefined();
+    const root = above.at(-1);
+    expect(root).toMatchObject({ service: 'users-api', kind: SERVER, name: expect.stringMatching(/^POST/) });
     // The database work of the request and the user's own event are in the same trace.
     await waitFor(
       'the users event and SQL in the trace',
       () =>
-        trace().some((s) => s.name === 'send users' && s.kind === PRODUCER) &&
-        trace().some(
+        trace(smtpSpan.traceId).some((s) => s.name === 'send users' && s.kind === PRODUCER) &&
+        trace(smtpSpan.traceId).some(
           (s) =>
             s.service === 'users-api' &&
             String(s.attributes['db.system.name'] ?? s.attributes['db.system'] ?? '') === 'postgresql',
         ),
     );
+  });
+
+  it('a video: the upload, each processing step, and the result consumed by users-api and the notifier', async () => {
+    const clip = await makeVideo(`traced-${suffix}`, { seconds: 2 });
+    const form = new FormData();
+    form.append('file', await openAsBlob(clip.path), clip.name);
+    const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form });
+    expect(response.status).toBe(202);
+    const { id } = (await response.json()) as { id: string };
+    await waitFor(
+      'the video to complete',
+      async () => ((await (await fetch(`${apiUrl}/videos/${id}`)).json()) as { status: string }).status === 'completed',
+      { timeoutMs: 90_000 },
+    );
+
+    // users-api applying the final result is the end of the flow; follow it back to the upload.
+    const isResult = (s: ReceivedSpan, service: string) =>
+      s.service === service &&
+      s.name === 'process video-processed' &&
+      s.attributes['cloudevents.event_type'] === 'video.processed.v1';
+    const applied = await waitFor('users-api consuming the result', () =>
+      receiver.spans.find((s) => isResult(s, 'users-api')),
+    );
+    const [resultSend, job, jobSend, ...above] = await ancestorsOf(applied);
+    expect([resultSend, job, jobSend].map(describeSpan)).toEqual([
+      { service: 'video-processor', name: 'send video-processed', kind: PRODUCER },
+      { service: 'video-processor', name: 'process video-processing', kind: CONSUMER },
+      { service: 'users-api', name: 'send video-processing', kind: PRODUCER },
+    ]);
+    expect(above.at(-1)).toMatchObject({ service: 'users-api', kind: SERVER, name: expect.stringMatching(/^POST/) });
+    // Each step of the job is a span under the job, in order.
+    const steps = await waitFor('the three steps', () => {
+      const found = trace(applied.traceId).filter((s) => s.parentSpanId === job.spanId && s.kind === INTERNAL);
+      return found.length >= 3 ? found : undefined;
+    });
+    expect(steps.map((s) => s.name).sort()).toEqual(['video preview', 'video probe', 'video thumbnail']);
+    // The notifier's push of the same result hangs under the same send.
+    const pushed = await waitFor('the notifier consuming the result', () =>
+      trace(applied.traceId).find((s) => isResult(s, 'notifier')),
+    );
+    expect(pushed.parentSpanId).toBe(resultSend.spanId);
+  });
+
+  it('a post update: the request, then the invalidation and the notifier push', async () => {
+    const name = `poster${randomUUID().slice(0, 8)}`;
+    const call = (method: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${apiUrl}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    const user = await call('POST', '/users', {
+      email: `${name}@example.com`,
+      username: name,
+      password: 'a long password 2',
+    });
+    const authorId = ((await user.json()) as { id: string }).id;
+    const created = await call('POST', '/posts', { title: 'first', body: 'text', authorId });
+    expect(created.status).toBe(201);
+    const post = (await created.json()) as { id: string; version: number };
+    const updated = await call('PATCH', `/posts/${post.id}`, { title: 'second' }, { 'if-match': `"${post.version}"` });
+    expect(updated.status).toBe(200);
+
+    const isUpdate = (s: ReceivedSpan, service: string) =>
+      s.service === service &&
+      s.name === 'process posts' &&
+      s.attributes['cloudevents.event_type'] === 'post.updated.v1';
+    const invalidated = await waitFor('the cache-invalidator consuming the update', () =>
+      receiver.spans.find((s) => isUpdate(s, 'cache-invalidator')),
+    );
+    const [send, ...above] = await ancestorsOf(invalidated);
+    expect(describeSpan(send)).toEqual({ service: 'users-api', name: 'send posts', kind: PRODUCER });
+    expect(above.at(-1)).toMatchObject({ service: 'users-api', kind: SERVER, name: expect.stringMatching(/^PATCH/) });
+    const pushed = await waitFor('the notifier consuming the update', () =>
+      trace(invalidated.traceId).find((s) => isUpdate(s, 'notifier')),
+    );
+    expect(pushed.parentSpanId).toBe(send.spanId);
   });
 
   it('writes one JSON object per line, with the trace, correlation and event ids, and no password or address', async () => {

@@ -139,14 +139,18 @@ export async function withConsumeSpan<T>(
   }
 }
 
-/** A span around one piece of client work (an SMTP send, an ffmpeg run) under the active context. */
+/**
+ * A span around one piece of work under the active context: `client` for a call to another system (an SMTP send),
+ * `internal` for a step of the app's own (an ffmpeg run).
+ */
 export async function withSpan<T>(
   name: string,
   attributes: Record<string, string | number | boolean>,
   work: () => Promise<T>,
-  kind: SpanKind = SpanKind.CLIENT,
+  kind: 'client' | 'internal' = 'client',
 ): Promise<T> {
-  return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
+  const spanKind = kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL;
+  return tracer.startActiveSpan(name, { kind: spanKind, attributes }, async (span) => {
     try {
       return await work();
     } catch (error) {
@@ -156,11 +160,4 @@ export async function withSpan<T>(
       span.end();
     }
   });
-}
-
-/** The active trace id, for logs (undefined outside a sampled span). */
-export function activeTraceId(): string | undefined {
-  const span = trace.getActiveSpan();
-  const id = span?.spanContext().traceId;
-  return id && !/^0+$/.test(id) ? id : undefined;
 }

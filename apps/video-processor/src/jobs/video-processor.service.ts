@@ -4,7 +4,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, VideoProcessorConfig } from '@app/config';
 import type { EventOf, PayloadOf, VideoMetadata } from '@app/contracts';
 import { MEDIA_STORAGE, MediaStorage } from '@app/media';
-import { ConsumeContext, errorMessageOf, EventProducer } from '@app/messaging';
+import { ConsumeContext, errorMessageOf, EventProducer, withSpan } from '@app/messaging';
 import { probe } from '../media/probe';
 import { NotAVideoError, runTool, ToolStoppedError } from '../media/tool';
 
@@ -53,6 +53,10 @@ export class VideoProcessorService {
       );
     };
 
+    // Each step is a span under the job's consumer span: a slow or failing step shows in the upload's trace.
+    const step = <R>(name: string, work: () => Promise<R>) =>
+      withSpan(`video ${name}`, { 'video.id': videoId, 'video.attempt': attempt }, work, 'internal');
+
     const directory = `videos/${videoId}`;
     /** The work is done and only its result event failed: retried as is, never reported as a failed video. */
     let resultPending = false;
@@ -64,12 +68,14 @@ export class VideoProcessorService {
       }
       const source = this.storage.localPath(sourceKey);
       progress('probing', 0);
-      const metadata = await probe(this.config.FFPROBE_PATH, source, this.run(context));
+      const metadata = await step('probe', () => probe(this.config.FFPROBE_PATH, source, this.run(context)));
       progress('thumbnail', 5);
-      await this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, context);
+      await step('thumbnail', () => this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, context));
       progress('preview', 10);
-      await this.preview(source, metadata, `${scratch}/preview.mp4`, context, (done) =>
-        progress('preview', 10 + done * 89),
+      await step('preview', () =>
+        this.preview(source, metadata, `${scratch}/preview.mp4`, context, (done) =>
+          progress('preview', 10 + done * 89),
+        ),
       );
       const thumbnailKey = `${directory}/thumbnail.jpg`;
       const previewKey = `${directory}/preview.mp4`;
