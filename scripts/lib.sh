@@ -102,6 +102,14 @@ start_throwaway_kafka() {
 
 # The apps are the application projects of nest-cli.json (scripts/apps.js prints them).
 # shellcheck disable=SC2207 # app names have no spaces
+# Chromium for the browser tests (driven by puppeteer-core, which downloads no browser): Debian's package.
+ensure_chromium() {
+  [ -n "${CHROMIUM_PATH:-}" ] && return
+  apt_install chromium chromium && return
+  log "chromium is needed by the browser tests: install it (apt-get install chromium) or set CHROMIUM_PATH"
+  exit 1
+}
+
 APPS=($(node scripts/apps.js))
 
 build_apps() {

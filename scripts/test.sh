@@ -9,17 +9,16 @@ ensure_postgres
 ensure_ffmpeg
 ensure_redis_server
 ensure_redis
+ensure_chromium
 start_throwaway_kafka test 39092
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
-# The fault suites run the apps as child processes, to SIGKILL, SIGTERM and SIGSTOP them.
-log "building users-api, email-service, video-processor and notifier"
-nest build users-api
-nest build email-service
-nest build video-processor
-nest build notifier
+# The fault and observability suites run the apps as child processes (to SIGKILL, SIGTERM and SIGSTOP them, and
+# to trace them as deployed).
+log "building the apps"
+build_apps
 jest --config jest.config.js --selectProjects unit "$@"
 # --forceExit: a kafkajs consumer can reopen its coordinator connection for a heartbeat after the batch that was in
 # flight when disconnect() was called, and that socket holds the run open; each suite still closes what it opened.

@@ -1,5 +1,9 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
 import { RunningApp } from '@app/runtime';
+import type { Browser } from 'puppeteer-core';
 import { bootUsersApi } from './support/apps';
+import { launchBrowser, screenshot, watchPage } from './support/browser';
+import { waitFor } from './support/wait';
 
 interface OpenApi {
   openapi: string;
@@ -10,12 +14,14 @@ interface OpenApi {
 /** users-api's API documents: the OpenAPI 3.1 document covers every route it serves, and /docs serves a UI for it. */
 describe('users-api /docs', () => {
   let api: RunningApp;
+  let browser: Browser | undefined;
 
   beforeAll(async () => {
     api = await bootUsersApi();
   });
 
   afterAll(async () => {
+    await browser?.close();
     await api?.app.close();
   });
 
@@ -38,7 +44,9 @@ describe('users-api /docs', () => {
           (method) => `${method} ${layer.route!.path.replace(/:([A-Za-z]+)/g, '{$1}')}`,
         ),
       )
-      .filter((route) => !/ \/(health|metrics|docs)/.test(route));
+      .filter((route) => !/ \/(health|metrics|docs)/.test(route))
+      // The request logger is middleware mounted on every path, not a route.
+      .filter((route) => !route.endsWith(' {/*splat}'));
     const documented = Object.entries(document.paths).flatMap(([path, methods]) =>
       Object.keys(methods).map((method) => `${method} ${path}`),
     );
@@ -57,6 +65,8 @@ describe('users-api /docs', () => {
       for (const operation of Object.values(methods)) expect(operation.responses['400']).toBeDefined();
     }
     expect(document.components.schemas.ApiError).toBeDefined();
+    // Valid against the OpenAPI 3.1 schema, every $ref resolving.
+    await expect(SwaggerParser.validate(structuredClone(document) as never)).resolves.toBeDefined();
   });
 
   it('serves the UI page and its files from the package, and nothing else from that folder', async () => {
@@ -69,5 +79,34 @@ describe('users-api /docs', () => {
     expect((await bundle.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
     expect((await fetch(`${api.url}/docs/assets/package.json`)).status).toBe(404);
     expect((await fetch(`${api.url}/docs/assets/..%2Fpackage.json`)).status).toBe(404);
+  });
+
+  it('renders in a real browser: every operation listed, one expands to its schema, no error and no outside request', async () => {
+    const spec = (await (await fetch(`${api.url}/docs/openapi.json`)).json()) as OpenApi;
+    const operations = Object.values(spec.paths).reduce((sum, methods) => sum + Object.keys(methods).length, 0);
+    browser = await launchBrowser();
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const watch = watchPage(page, api.url);
+    const response = await page.goto(`${api.url}/docs`, { waitUntil: 'networkidle0' });
+    expect(response?.status()).toBe(200);
+
+    await waitFor(`${operations} operations listed`, async () => (await page.$$('.opblock')).length === operations);
+    // Open POST /users: Swagger UI shows its request body schema, taken from the document.
+    await page.click('#operations-users-registerUser .opblock-summary');
+    await page.waitForSelector('#operations-users-registerUser .opblock-body .responses-table');
+    const text = await page.$eval(
+      '#operations-users-registerUser',
+      (element) => (element as unknown as { innerText: string }).innerText,
+    );
+    expect(text).toContain('201');
+    expect(text).toContain('409');
+    // The example body Swagger UI builds from the zod schema, and the header parameter.
+    expect(text).toContain('username');
+    expect(text).toContain('X-Correlation-Id');
+    await screenshot(page, 'docs');
+
+    expect(watch.errors).toEqual([]);
+    expect(watch.foreignRequests).toEqual([]);
   });
 });

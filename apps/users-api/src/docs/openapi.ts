@@ -19,7 +19,7 @@ const schema = (zod: z.ZodType): Record<string, unknown> => {
 };
 
 const ApiError = z.object({
-  statusCode: z.number().int(),
+  statusCode: z.number().int().min(400).max(599),
   code: z.string().describe('Stable machine-readable code, e.g. VALIDATION.FAILED, POST.VERSION_MISMATCH'),
   message: z.string(),
   errors: z
@@ -60,7 +60,8 @@ const correlation = {
   name: 'X-Correlation-Id',
   in: 'header',
   required: false,
-  description: 'Carried into every event the request causes; answered back',
+  description:
+    'Carried into every event the request causes and on its log lines; every response echoes it (a new one when absent or not a token of [A-Za-z0-9._:-], at most 128)',
   schema: { type: 'string' },
 };
 const ifMatch = (required: boolean) => ({
@@ -89,6 +90,38 @@ function queryParameters(query: z.ZodObject): unknown[] {
   }));
 }
 
+/** Stable names for client generators, and the group each operation is listed under (its first path segment). */
+const OPERATION_IDS: Record<string, string> = {
+  'post /users': 'registerUser',
+  'get /users/{id}': 'getUser',
+  'post /posts': 'createPost',
+  'get /posts': 'listPosts',
+  'get /posts/{id}': 'getPost',
+  'patch /posts/{id}': 'updatePost',
+  'delete /posts/{id}': 'deletePost',
+  'post /videos': 'uploadVideo',
+  'get /videos/{id}': 'getVideo',
+  'get /videos/{id}/thumbnail': 'getVideoThumbnail',
+  'get /videos/{id}/preview': 'getVideoPreview',
+};
+
+type Paths = Record<string, Record<string, Record<string, unknown>>>;
+
+function named(paths: Paths): Paths {
+  return Object.fromEntries(
+    Object.entries(paths).map(([path, methods]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(methods).map(([method, operation]) => {
+          const operationId = OPERATION_IDS[`${method} ${path}`];
+          if (!operationId) throw new Error(`no operationId for ${method} ${path}`);
+          return [method, { operationId, tags: [path.split('/')[1]], ...operation }];
+        }),
+      ),
+    ]),
+  );
+}
+
 export function buildOpenApi(): Record<string, unknown> {
   return {
     openapi: '3.1.0',
@@ -96,9 +129,14 @@ export function buildOpenApi(): Record<string, unknown> {
       title: 'users-api',
       version: '1.0.0',
       description:
-        'Registration (the welcome email is sent by email-service from the user.registered event), video upload and processing status, posts with a Redis cache kept correct by events. Every write commits its events through a transactional outbox; see /docs of the repository README for the event side (docs/asyncapi.yaml).',
+        'Registration (the welcome email is sent by email-service from the user.registered event), video upload and processing status, posts with a Redis cache kept correct by events. Every write commits its events through a transactional outbox; the events are described by docs/asyncapi.yaml in the repository.',
     },
-    paths: {
+    tags: [
+      { name: 'users', description: 'Registration; the welcome email follows through Kafka' },
+      { name: 'posts', description: 'Posts, read through a Redis cache that events keep correct' },
+      { name: 'videos', description: 'Upload, processing status and renditions' },
+    ],
+    paths: named({
       '/users': {
         post: {
           summary: 'Register a user',
@@ -239,7 +277,7 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
-    },
+    }),
     components: {
       schemas: {
         ApiError: schema(ApiError),
