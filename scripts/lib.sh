@@ -100,8 +100,6 @@ start_throwaway_kafka() {
   trap "bash scripts/kafka.sh stop --name $name --port $port" EXIT
 }
 
-# The apps are the application projects of nest-cli.json (scripts/apps.js prints them).
-# shellcheck disable=SC2207 # app names have no spaces
 # Chromium for the browser tests (driven by puppeteer-core, which downloads no browser): Debian's package.
 ensure_chromium() {
   [ -n "${CHROMIUM_PATH:-}" ] && return
@@ -110,6 +108,8 @@ ensure_chromium() {
   exit 1
 }
 
+# The apps are the application projects of nest-cli.json (scripts/apps.js prints them).
+# shellcheck disable=SC2207 # app names have no spaces
 APPS=($(node scripts/apps.js))
 
 build_apps() {

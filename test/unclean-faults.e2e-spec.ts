@@ -333,7 +333,7 @@ describe('fault suite: unclean faults', () => {
     const env = { OUTBOX_LEADER_TIMEOUT_MS: '3000', LOG_LEVEL: 'log' };
     const replicas = [0, 1].map((i) => new ChildApp('users-api', `${name}-users-api-${i}`, env));
     children.push(...replicas);
-    for (const replica of replicas) await replica.start('users-api listening on');
+    for (const replica of replicas) await replica.start('listening on');
     const urlOf = (replica: ChildApp) => /listening on (\S+)/.exec(replica.printed)?.[1] as string;
     const isLeader = async (replica: ChildApp) =>
       ((await (await fetch(`${urlOf(replica)}/health`)).json()) as { relay: { leader: boolean } }).relay.leader;

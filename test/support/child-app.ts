@@ -32,7 +32,7 @@ export class ChildApp {
       : [join(root, `dist/apps/${this.app}/apps/${this.app}/src/main.js`)];
   }
 
-  async start(readyText: string): Promise<void> {
+  async start(readyText: string, timeoutMs = 30_000): Promise<void> {
     const logs = join(root, '.run', 'test-logs');
     mkdirSync(logs, { recursive: true });
     const log = createWriteStream(join(logs, `${this.name}.log`), { flags: 'a' });
@@ -56,10 +56,14 @@ export class ChildApp {
       log.end();
     });
     this.child = child;
-    await waitFor(`${this.name} to be ready`, () => {
-      if (this.exitCode !== null || this.exitSignal !== null) throw new Error(`${this.name} exited: ${this.output}`);
-      return this.output.includes(readyText);
-    });
+    await waitFor(
+      `${this.name} to be ready`,
+      () => {
+        if (this.exitCode !== null || this.exitSignal !== null) throw new Error(`${this.name} exited: ${this.output}`);
+        return this.output.includes(readyText);
+      },
+      { timeoutMs },
+    );
   }
 
   /** Everything the process printed since its last start. */

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import type { RedisConfig } from '@app/config';
 
@@ -9,7 +10,7 @@ export const REDIS = Symbol('REDIS');
  * instead of waiting on a queue that could replay out of order. The connection keeps reconnecting in the background.
  */
 export function createRedis(config: RedisConfig, connectionName: string): Redis {
-  return new Redis(config.REDIS_URL, {
+  const redis = new Redis(config.REDIS_URL, {
     connectionName,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -19,4 +20,18 @@ export function createRedis(config: RedisConfig, connectionName: string): Redis 
     // A boot with Redis down still succeeds; readiness says so.
     lazyConnect: false,
   });
+  // Without a listener ioredis prints each failed reconnect to stderr itself. One line when Redis goes away and one
+  // when it is back; readiness and the failing commands say the rest.
+  const log = new Logger('Redis');
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (down) return;
+    down = true;
+    log.warn(`Redis unreachable (${error.message}); reconnecting in the background`);
+  });
+  redis.on('ready', () => {
+    if (down) log.log('Redis reachable again');
+    down = false;
+  });
+  return redis;
 }

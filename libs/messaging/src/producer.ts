@@ -1,5 +1,6 @@
 import { injectTraceContext, startPublishSpans } from './tracing';
 import { Logger } from '@nestjs/common';
+import { outsideLogContext } from '@app/telemetry';
 import { CompressionTypes, Kafka, Message, Partitioners, Producer, TopicMessages } from 'kafkajs';
 import {
   CONTENT_TYPE_CLOUDEVENTS,
@@ -100,8 +101,8 @@ export class EventProducer {
   async connect(): Promise<void> {
     if (this.connected) return;
     const producer = this.producer;
-    this.connecting ??= producer
-      .connect()
+    // Not in the context of the message being handled: the sockets outlive it, and so would its ids on their lines.
+    this.connecting ??= outsideLogContext(() => producer.connect())
       .then(() => {
         if (producer === this.producer) this.connected = true;
       })
@@ -132,7 +133,10 @@ export class EventProducer {
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     try {
       await this.connect();
-      await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages });
+      const producer = this.producer;
+      await outsideLogContext(() =>
+        producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages }),
+      );
       this.lastSend = { ok: true, at: Date.now() };
       settle();
     } catch (error) {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
-import { isOperationsPath } from '@app/telemetry';
+import { isOperationsPath, serializeError } from '@app/telemetry';
 import type { Logger as Pino } from 'pino';
-import type { Options } from 'pino-http';
+import type { PinoLogger } from 'nestjs-pino';
+import { Options, pinoHttp } from 'pino-http';
 
 export const CORRELATION_HEADER = 'x-correlation-id';
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -38,7 +39,24 @@ export function httpLogging(logger: Pino): Options {
     serializers: {
       req: (request: { method?: string; url?: string }) => ({ method: request.method, url: request.url }),
       res: (response: { statusCode?: number }) => ({ statusCode: response.statusCode }),
+      // pino-http would set its own error serializer, which copies every property of the error.
+      err: serializeError,
     },
+  };
+}
+
+type Middleware = (request: IncomingMessage, response: ServerResponse, next: () => void) => void;
+
+/**
+ * `log`: the request logger (httpLogging), mounted before the body parsers so a request they refuse still has its
+ * correlation id and its line. `bind`: mounted after them (a parser's stream callbacks would lose the context); every
+ * line logged while the request is handled, Nest's logger included, then carries the request's correlation id.
+ */
+export function requestLogging(logger: Pino, nestLogger: PinoLogger): { log: Middleware; bind: Middleware } {
+  return {
+    log: pinoHttp(httpLogging(logger)),
+    bind: (request, _response, next) =>
+      nestLogger.runInContext(next, { bindings: { correlationId: (request as { id?: unknown }).id } }),
   };
 }
 

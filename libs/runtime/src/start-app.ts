@@ -19,7 +19,7 @@ import {
   plainLifecycleLog,
   runMain,
 } from '@app/config';
-import { Logger as NestPinoLogger, LoggerModule, Params as LoggerParams, PinoLogger } from 'nestjs-pino';
+import { Logger as NestPinoLogger, Params as LoggerParams, PinoLogger } from 'nestjs-pino';
 import type { Logger as Pino } from 'pino';
 import {
   ClaimInbox,
@@ -36,7 +36,7 @@ import {
   TypeOrmInbox,
 } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
-import { httpLogging } from './logging';
+import { requestLogging } from './logging';
 import { RuntimeModule } from './runtime.module';
 import { RuntimeMetrics } from './runtime-metrics';
 import type { Kafka } from 'kafkajs';
@@ -114,7 +114,8 @@ export async function startApp<S extends ConfigSchema>(
   const { name } = definition;
   const own = definition.module(config);
   const settings = config as unknown as RuntimeConfig;
-  const logging: LoggerParams = { pinoHttp: httpLogging(logger) };
+  const logging: LoggerParams = { pinoHttp: { logger } };
+  const pinoLogger = new PinoLogger(logging);
 
   @Module({})
   class AppRoot {}
@@ -122,7 +123,6 @@ export async function startApp<S extends ConfigSchema>(
     {
       module: AppRoot,
       imports: [
-        LoggerModule.forRoot(logging),
         AppConfigModule.forRoot(config),
         MessagingModule.forRoot({ clientId: name }),
         own,
@@ -130,7 +130,7 @@ export async function startApp<S extends ConfigSchema>(
       ],
     },
     // Nest's own lines (and every `new Logger(context)`) go through pino from the first one on.
-    { logger: new NestPinoLogger(new PinoLogger(logging), logging) },
+    { logger: new NestPinoLogger(pinoLogger, logging) },
   );
   try {
     // Every controller Nest instantiated, however its module was imported; validated before anything consumes.
@@ -140,9 +140,13 @@ export async function startApp<S extends ConfigSchema>(
       .map((wrapper) => wrapper.metatype)
       .filter((metatype): metatype is Type => typeof metatype === 'function');
     const consumers = resolveConsumers(controllers, config, name);
+    // With app.use, not as Nest middleware, which Nest mounts as routes on every path (and metrics read the route).
+    const requests = requestLogging(logger, pinoLogger);
+    app.use(requests.log);
     const metrics = app.get(RuntimeMetrics);
     app.use(metrics.httpMiddleware());
     app.useBodyParser('json', { limit: definition.jsonLimit ?? '16kb' });
+    app.use(requests.bind);
 
     const registry = app.get(ConsumerServers);
     const servers = consumers.map((consumer) => {

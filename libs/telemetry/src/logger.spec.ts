@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger, withLogFields } from './logger';
+import { createLogger, outsideLogContext, withLogFields } from './logger';
 
 function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
@@ -64,5 +64,27 @@ describe('createLogger', () => {
     const text = JSON.stringify(lines());
     for (const secret of ['p1', 'p2', '$argon2id$x', 'Bearer t']) expect(text).not.toContain(secret);
     expect(lines()[0]).toMatchObject({ password: '[redacted]', body: { password: '[redacted]' } });
+  });
+
+  it('logs an error as class, message, code and stack: never the query parameters or row a driver error holds', () => {
+    const { stream, lines } = capture();
+    const logger = createLogger({ app: 'a', level: 'log', format: 'json', destination: stream });
+    const error = Object.assign(new Error('duplicate key value violates unique constraint "users_email_key"'), {
+      code: '23505',
+      query: 'INSERT INTO users (email, password_hash) VALUES ($1, $2)',
+      parameters: ['ann@example.com', '$argon2id$v=19$secret'],
+      detail: 'Failing row contains (ann@example.com, $argon2id$v=19$secret)',
+    });
+    logger.error({ err: error }, 'registration failed');
+    const [line] = lines();
+    expect(line.err).toMatchObject({ type: 'Error', code: '23505', message: expect.stringContaining('duplicate key') });
+    expect(JSON.stringify(line)).not.toMatch(/argon2|ann@example\.com|INSERT/);
+  });
+
+  it("leaves a message's fields behind for work started outside it", () => {
+    const { stream, lines } = capture();
+    const logger = createLogger({ app: 'a', level: 'log', format: 'json', destination: stream });
+    withLogFields({ eventId: 'e-1' }, () => outsideLogContext(() => logger.info('socket line')));
+    expect(lines()[0]).not.toHaveProperty('eventId');
   });
 });

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { context, isSpanContextValid, trace } from '@opentelemetry/api';
+import { context, isSpanContextValid, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { pino, Logger as Pino, DestinationStream, stdTimeFunctions } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -29,10 +29,36 @@ export function withLogFields<T>(values: LogFields, work: () => T): T {
 }
 
 /**
+ * Runs `work` outside any message's log fields and trace. For long-lived resources made lazily while a message is
+ * handled (a producer's broker sockets): what they log later must not carry that message's ids.
+ */
+export function outsideLogContext<T>(work: () => T): T {
+  return fields.exit(() => context.with(ROOT_CONTEXT, work));
+}
+
+/**
+ * An error as a log line shows it: its class, message, code and stack, and those of its cause. Never the other
+ * properties an error may carry: a database driver's error holds the query's parameters (a password hash) and the
+ * failing row.
+ */
+export function serializeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: error.constructor?.name ?? error.name,
+    message: error.message,
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+    stack: error.stack,
+    ...(error.cause !== undefined ? { cause: serializeError(error.cause) } : {}),
+  };
+}
+
+/**
  * Never printed, wherever they sit in a logged object: a credential or a password hash must not reach a log
  * collector even when someone logs a whole body or config by mistake.
  */
 const SECRET_KEYS = ['password', 'passwordHash', 'password_hash', 'secret', 'token', 'authorization', 'cookie'];
+// Up to three levels deep: pino's redaction takes explicit paths.
 const REDACT = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
 
 export interface LoggerOptions {
@@ -70,6 +96,7 @@ export function createLogger(options: LoggerOptions): Pino {
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT, censor: '[redacted]' },
+      serializers: { err: serializeError, error: serializeError },
       mixin: () => {
         const span = trace.getSpanContext(context.active());
         const traced = span && isSpanContextValid(span) ? { traceId: span.traceId, spanId: span.spanId } : {};
