@@ -121,7 +121,7 @@ describe('notifier: live notifications over Server-Sent Events', () => {
           s.named<StreamedEvent>('video.processed').some((e) => e.data.videoId === videoId),
       );
       const frame = stream.events.find((e) => e.event === 'post.created')!;
-      expect(frame.id).toMatch(/^posts:\d+(,\d+)*;video-processed:\d+(,\d+)*$/);
+      expect(frame.id).toMatch(/^posts:\d+(,\d+)*;video-processed:\d+(,\d+)*;emails-sent:\d+(,\d+)*$/);
       expect(JSON.parse(frame.data)).toMatchObject({ type: 'post.created.v1', data: { title: 'hello subscribers' } });
     }
 

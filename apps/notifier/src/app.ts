@@ -12,9 +12,16 @@ import { StreamController } from './stream/stream.controller';
 })
 class AppModule {}
 
-/** notifier: live notifications over Server-Sent Events, from post and video events, resumable on any replica. */
+/** notifier: live notifications over Server-Sent Events, from post, video and email events, resumable on any replica. */
 export const notifierApp = defineApp({
   name: 'notifier',
   schema: notifierConfigSchema,
   module: () => ({ module: AppModule }),
+  // Pages served elsewhere (the users-api console) read the stream; it takes no credentials.
+  cors: (config) => ({
+    origin: config.NOTIFIER_ALLOWED_ORIGINS.includes('*') ? '*' : config.NOTIFIER_ALLOWED_ORIGINS,
+    methods: ['GET'],
+    allowedHeaders: ['Last-Event-ID', 'Cache-Control'],
+    maxAge: 600,
+  }),
 });

@@ -14,6 +14,7 @@ import {
   kafkaEnv,
   logEnv,
   postgresUrl,
+  consoleEnv,
 } from './fields';
 
 /**
@@ -40,6 +41,7 @@ export const usersApiConfigSchema = z
     ...mediaEnv,
     ...videoUploadEnv,
     ...redisEnv,
+    ...consoleEnv,
     ...httpEnv(APP_PORTS['users-api']),
     RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
     OUTBOX_RELAY_ENABLED: env.bool.default(true),

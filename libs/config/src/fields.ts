@@ -165,4 +165,83 @@ export const notifierEnv = {
   NOTIFIER_RESUME_MAX_EVENTS: int(0, 1_000_000).default(10_000),
   /** Open streams per replica; one more is refused with 503. */
   NOTIFIER_MAX_CLIENTS: int(1, 1_000_000).default(10_000),
+  /**
+   * Web pages on other origins allowed to read the stream (the users-api console): `*`, or a comma-separated list of
+   * origins (`http://127.0.0.1:3000`). The stream is public and takes no credentials.
+   */
+  NOTIFIER_ALLOWED_ORIGINS: z
+    .string()
+    .default('*')
+    .transform((text) =>
+      text
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]))
+        .min(1, {
+          error: 'give * or at least one origin',
+        }),
+    ),
+};
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+/** `name=url` pairs, comma-separated: the apps whose /health/ready the console shows. */
+const appUrls = z
+  .string()
+  .transform((text) =>
+    text
+      .split(',')
+      .map((pair) => pair.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(/^[a-z0-9-]+=https?:\/\/\S+$/, { error: 'each entry is name=http://host:port' })
+          .transform((pair) => {
+            const at = pair.indexOf('=');
+            return { name: pair.slice(0, at), url: pair.slice(at + 1).replace(/\/+$/, '') };
+          }),
+      )
+      .min(1),
+  );
+
+const groupList = z
+  .string()
+  .transform((text) =>
+    text
+      .split(',')
+      .map((group) => group.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'a consumer group name' })).min(1));
+
+/** The web console users-api serves at /console. */
+export const consoleEnv = {
+  CONSOLE_ENABLED: bool.default(true),
+  /**
+   * Needed by the console's state-changing operations (dead-letter replay and purge), sent as `Authorization: Bearer`.
+   * Unset: those operations answer 403.
+   */
+  CONSOLE_ADMIN_TOKEN: z.string().min(16, { error: 'at least 16 characters' }).optional(),
+  /** The notifier as the browser reaches it: the page reads its live stream. */
+  CONSOLE_NOTIFIER_URL: httpUrl.default('http://127.0.0.1:3004'),
+  /** A mail catcher's web UI (MailDev in `npm start`), linked from the page when set. */
+  CONSOLE_MAIL_URL: httpUrl.optional(),
+  /** The apps whose readiness the page shows, as users-api reaches them. */
+  CONSOLE_APPS: appUrls.prefault(
+    'users-api=http://127.0.0.1:3000,email-service=http://127.0.0.1:3001,video-processor=http://127.0.0.1:3002,cache-invalidator=http://127.0.0.1:3003,notifier=http://127.0.0.1:3004',
+  ),
+  /** The durable consumer groups whose lag, retry backlog and dead letters the page shows. */
+  CONSOLE_GROUPS: groupList.prefault('email-service,video-processor,cache-invalidator,users-api'),
+  /** How often the page's system view is refreshed (while a page is open). */
+  CONSOLE_REFRESH_MS: int(1000, 60_000).default(2000),
+  /** The compiled page (`npm run build` writes it). */
+  CONSOLE_ASSETS_DIR: z.string().min(1).default('dist/console'),
 };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Envelope, EnvelopeSchema } from './envelope';
 import { EmailRequestedV1 } from './events/email-requested.v1';
+import { EmailSentV1 } from './events/email-sent.v1';
 import { PostCreatedV1, PostDeletedV1, PostUpdatedV1 } from './events/post.v1';
 import { UserRegisteredV1 } from './events/user-registered.v1';
 import { VideoFailedV1, VideoProcessedV1, VideoProgressV1, VideoSubmittedV1 } from './events/video.v1';
@@ -13,6 +14,7 @@ import { Topic, Topics } from './topics';
 export const EventRegistry = {
   'user.registered.v1': { topic: Topics.Users, schema: UserRegisteredV1, producer: 'users-api', key: 'user id' },
   'email.requested.v1': { topic: Topics.Emails, schema: EmailRequestedV1, producer: 'users-api', key: 'user id' },
+  'email.sent.v1': { topic: Topics.EmailsSent, schema: EmailSentV1, producer: 'email-service', key: 'user id' },
   'video.submitted.v1': {
     topic: Topics.VideoProcessing,
     schema: VideoSubmittedV1,

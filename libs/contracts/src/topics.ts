@@ -5,6 +5,7 @@
 export const Topics = {
   Users: 'users',
   Emails: 'emails',
+  EmailsSent: 'emails-sent',
   VideoProcessing: 'video-processing',
   VideoProcessed: 'video-processed',
   Posts: 'posts',

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createLogger, startTelemetry, stopTelemetry } from '@app/telemetry';
 import { DynamicModule, INestApplication, Module, Type } from '@nestjs/common';
+import type { CorsOptions } from '@nestjs/common/interfaces/external/cors-options.interface';
 import type { z } from 'zod';
 import { DiscoveryService, NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -64,6 +65,8 @@ export interface AppDefinition<S extends ConfigSchema = ConfigSchema> {
   jsonLimit?: string;
   /** See RuntimeOptions.kafkaRequiredForReady (default true). */
   kafkaRequiredForReady?: boolean;
+  /** Cross-origin reads the app allows (none unless given). */
+  cors?(config: z.infer<S>): CorsOptions;
 }
 
 export function defineApp<S extends ConfigSchema>(definition: AppDefinition<S>): AppDefinition<S> {
@@ -145,6 +148,7 @@ export async function startApp<S extends ConfigSchema>(
     app.use(requests.log);
     const metrics = app.get(RuntimeMetrics);
     app.use(metrics.httpMiddleware());
+    if (definition.cors) app.enableCors(definition.cors(config));
     app.useBodyParser('json', { limit: definition.jsonLimit ?? '16kb' });
     app.use(requests.bind);
 

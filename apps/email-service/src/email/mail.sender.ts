@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { MailerService } from '@nestjs-modules/mailer';
 import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { EmailRequestedV1, EventOf } from '@app/contracts';
-import { withSpan } from '@app/messaging';
+import { errorMessageOf, EventProducer, withSpan } from '@app/messaging';
 import { classifySmtpError } from './smtp-errors';
 
 const SUBJECTS: Record<EmailRequestedV1['template'], (data: EmailRequestedV1['data']) => string> = {
@@ -27,6 +27,7 @@ export class MailSender {
   constructor(
     private readonly mailer: MailerService,
     @Inject(APP_CONFIG) private readonly config: EmailServiceConfig,
+    private readonly producer: EventProducer,
   ) {}
 
   async send(event: EventOf<'email.requested.v1'>): Promise<void> {
@@ -47,5 +48,15 @@ export class MailSender {
       throw classifySmtpError(error);
     }
     this.logger.log(`sent ${template} email ${messageId} for event ${event.id}`);
+    // A notice for live views. Best effort: the email is out, and a send that failed only here must not send it again.
+    await this.producer
+      .publish(
+        'email.sent.v1',
+        { userId: event.data.userId, template, messageId, requestId: event.id },
+        { key: event.data.userId, source: 'email-service', correlationId: event.correlationid },
+      )
+      .catch((error: unknown) =>
+        this.logger.warn(`email.sent notice for event ${event.id} not published: ${errorMessageOf(error)}`),
+      );
   }
 }

@@ -9,7 +9,8 @@ type Streamed =
   | 'post.deleted.v1'
   | 'video.progress.v1'
   | 'video.processed.v1'
-  | 'video.failed.v1';
+  | 'video.failed.v1'
+  | 'email.sent.v1';
 
 /**
  * The live feed: a per-instance group, so every notifier replica sees every event and serves its own clients. It
@@ -51,6 +52,11 @@ export class LiveEventsConsumer {
 
   @HandleEvent('video.failed.v1')
   videoFailed(event: EventOf<'video.failed.v1'>, context: ConsumeContext): void {
+    this.forward(event, context);
+  }
+
+  @HandleEvent('email.sent.v1')
+  emailSent(event: EventOf<'email.sent.v1'>, context: ConsumeContext): void {
     this.forward(event, context);
   }
 }

@@ -2,11 +2,11 @@ import { Topics } from '@app/contracts';
 import type { Positions } from '@app/messaging';
 
 /** The topics the notifier streams; the order is the order in an event id. */
-export const STREAM_TOPICS = [Topics.Posts, Topics.VideoProcessed] as const;
+export const STREAM_TOPICS = [Topics.Posts, Topics.VideoProcessed, Topics.EmailsSent] as const;
 
 /**
  * An SSE event id: where the client stands in every partition of the streamed topics, i.e. the offset of the next
- * message it has not seen — `posts:15,7,3;video-processed:4,0,2`. Any replica can resume a client from it by
+ * message it has not seen — `posts:15,7,3;video-processed:4,0,2;emails-sent:1,0,0`. Any replica can resume a client from it by
  * reading the broker, so a restart loses nothing.
  */
 export function encodePositions(positions: Positions): string {
