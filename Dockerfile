@@ -8,7 +8,9 @@ COPY apps ./apps
 COPY libs ./libs
 COPY scripts/apps.js ./scripts/
 # Every application project of nest-cli.json, the one list of apps.
-RUN for app in $(node scripts/apps.js); do npx nest build "$app"; done
+RUN for app in $(node scripts/apps.js); do npx nest build "$app"; done \
+  && npx tsc -p apps/users-api/console/tsconfig.json \
+  && cp apps/users-api/console/index.html apps/users-api/console/console.css dist/console/
 
 FROM node:24-bookworm-slim AS runtime
 # Each app listens on its own PORT (3000–3004 by default) for its routes, /health/live, /health/ready and /metrics.

@@ -114,6 +114,13 @@ APPS=($(node scripts/apps.js))
 
 build_apps() {
   for app in "${APPS[@]}"; do nest build "$app"; done
+  build_console
+}
+
+# users-api's web console: its browser script compiled, and the page and style beside it, in dist/console.
+build_console() {
+  tsc -p apps/users-api/console/tsconfig.json
+  cp apps/users-api/console/index.html apps/users-api/console/console.css dist/console/
 }
 
 app_entry() { echo "dist/apps/$1/apps/$1/src/main.js"; }

@@ -65,6 +65,16 @@ while read -r app default_port; do
   port_free "${PORTS[$app]}" || { log "port ${PORTS[$app]} ($app) is taken; set $var to another"; exit 1; }
 done < <(node scripts/apps.js --ports)
 
+# The console (served by users-api) reaches the others where this script starts them.
+CONSOLE_APPS=""
+for app in "${APPS[@]}"; do CONSOLE_APPS+="${CONSOLE_APPS:+,}$app=http://$HOST:${PORTS[$app]}"; done
+export CONSOLE_APPS
+export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://$HOST:${PORTS[notifier]}}"
+[ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
+# Replay and purge in the console need a token: one for this run unless given.
+CONSOLE_ADMIN_TOKEN="${CONSOLE_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+export CONSOLE_ADMIN_TOKEN
+
 for app in "${APPS[@]}"; do
   # Own sessions: Ctrl-C reaches only this script, which then sends each app one SIGTERM and waits for it to drain.
   PORT="${PORTS[$app]}" setsid node "$(app_entry "$app")" > >(setsid sed -u "s/^/[$app] /") 2>&1 &
@@ -88,7 +98,8 @@ done
 API="http://$HOST:${PORTS[users-api]}"
 {
   echo
-  printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id)"
+  printf '  %-18s %s\n' "console" "$API/console   (admin token for replay and purge: $CONSOLE_ADMIN_TOKEN)"
+  printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id; $API/docs)"
   for app in "${APPS[@]}"; do
     case "$app" in
       users-api) ;;

@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ALL_TOPICS } from '@app/contracts';
-import { ensureTopics } from '@app/messaging';
-import { ChildApp } from './support/child-app';
-import { testKafka } from './support/broker';
-import { startGroupAtEnd } from './support/kafka';
+import type { ChildApp } from './support/child-app';
 import { OtlpReceiver, ReceivedSpan } from './support/otlp';
-import { freePort, TestRedis } from './support/redis';
-import { SmtpCatcher } from './support/smtp';
+import { RunningSystem } from './support/system';
 import { makeVideo, removeTestFiles } from './support/videos';
 import { waitFor } from './support/wait';
 
@@ -28,14 +20,9 @@ const CONSUMER = 5;
  */
 describe('observability: registration, video and post flows as traces and logs across the five apps', () => {
   const receiver = new OtlpReceiver();
-  const smtp = new SmtpCatcher();
-  const redis = new TestRedis();
-  const suffix = randomUUID().slice(0, 8);
-  const group = `email-traced-${suffix}`;
-  const videoGroup = `video-traced-${suffix}`;
-  const cacheGroup = `cache-traced-${suffix}`;
-  const mediaDir = mkdtempSync(join(tmpdir(), 'traced-media-'));
-  const children: ChildApp[] = [];
+  const system = new RunningSystem();
+  const { smtp, suffix } = system;
+  const group = system.groups.email;
   let apiUrl = '';
   let apps: { api: ChildApp; mailer: ChildApp };
 
@@ -57,60 +44,24 @@ describe('observability: registration, video and post flows as traces and logs a
   const describeSpan = (s: ReceivedSpan) => ({ service: s.service, name: s.name, kind: s.kind });
 
   beforeAll(async () => {
-    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
-    await startGroupAtEnd(group, 'emails');
-    await startGroupAtEnd(videoGroup, 'video-processing');
-    await startGroupAtEnd(cacheGroup, 'posts');
-    await smtp.start();
-    await redis.start();
     await receiver.start();
-    const otel = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-      // As in production, and as chatty as it gets: a secret that reaches any line shows up here.
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'verbose',
-      // As the image and `npm start` run them: Node's own notice about kafkajs's negative timer is not a log line.
-      NODE_OPTIONS: '--disable-warning=TimeoutNegativeWarning',
-    };
-    const port = await freePort();
-    apiUrl = `http://127.0.0.1:${port}`;
-    const api = new ChildApp('users-api', `traced-users-api-${suffix}`, {
-      ...otel,
-      PORT: String(port),
-      MEDIA_DIR: mediaDir,
-      REDIS_URL: redis.url,
+    await system.start({
+      shared: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        // As in production, and as chatty as it gets: a secret that reaches any line shows up here.
+        LOG_FORMAT: 'json',
+        LOG_LEVEL: 'verbose',
+      },
     });
-    const mailer = new ChildApp('email-service', `traced-email-${suffix}`, {
-      ...otel,
-      SMTP_URL: smtp.url,
-      EMAIL_CONSUMER_GROUP: group,
-    });
-    const processor = new ChildApp('video-processor', `traced-video-${suffix}`, {
-      ...otel,
-      MEDIA_DIR: mediaDir,
-      VIDEO_CONSUMER_GROUP: videoGroup,
-    });
-    const invalidator = new ChildApp('cache-invalidator', `traced-cache-${suffix}`, {
-      ...otel,
-      REDIS_URL: redis.url,
-      CACHE_INVALIDATOR_GROUP: cacheGroup,
-    });
-    const notifier = new ChildApp('notifier', `traced-notifier-${suffix}`, otel);
-    children.push(api, mailer, processor, invalidator, notifier);
-    apps = { api, mailer };
-    // users-api consumes in the background; the others are in their groups once they print this. Five apps booting
-    // at once on a small machine take longer than one.
-    await Promise.all(children.map((child) => child.start('listening on', 90_000)));
+    apiUrl = system.apiUrl;
+    apps = system.apps;
   });
 
   afterAll(async () => {
-    for (const child of children) await child.stop('SIGKILL');
-    await smtp.stop();
-    await redis.stop();
+    await system.stop();
     await receiver.stop();
-    rmSync(mediaDir, { recursive: true, force: true });
     removeTestFiles(suffix);
   });
 

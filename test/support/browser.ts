@@ -28,18 +28,27 @@ export function launchBrowser(): Promise<Browser> {
 export interface PageWatch {
   errors: string[];
   foreignRequests: string[];
+  /** `status url` of each answer ≥ 400: a refused form is one, a missing file another. */
+  failedResponses: string[];
 }
 
-/** Records a page's script errors, console errors and requests that leave `origin`. */
-export function watchPage(page: Page, origin: string): PageWatch {
-  const watch: PageWatch = { errors: [], foreignRequests: [] };
+/** Records a page's script errors, console errors and requests to anywhere but `origin` and `alsoAllowed`. */
+export function watchPage(page: Page, origin: string, alsoAllowed: string[] = []): PageWatch {
+  const watch: PageWatch = { errors: [], foreignRequests: [], failedResponses: [] };
   page.on('pageerror', (error) => watch.errors.push(error instanceof Error ? error.message : String(error)));
   page.on('console', (message) => {
-    if (message.type() === 'error') watch.errors.push(message.text());
+    // The browser reports each answer ≥ 400 as a console error too; those are in failedResponses.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource: the server responded')) {
+      watch.errors.push(message.text());
+    }
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) watch.failedResponses.push(`${response.status()} ${response.url()}`);
   });
   page.on('request', (request) => {
     const url = request.url();
-    if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')) {
+    const allowed = [origin, ...alsoAllowed, 'data:', 'blob:'];
+    if (!allowed.some((prefix) => url.startsWith(prefix))) {
       watch.foreignRequests.push(url);
     }
   });

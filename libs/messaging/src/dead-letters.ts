@@ -159,7 +159,27 @@ export class DeadLetters {
   /** Republishes the matching dead letters to their original topics, in order; returns what was replayed. */
   async replay(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
     const letters = (await this.list(filter)).filter((letter) => letter.originalTopic !== null);
-    if (letters.length === 0) return [];
+    await this.republish(letters);
+    return letters;
+  }
+
+  /**
+   * Replays the matching dead letters, then deletes the replayed ones that no other letter precedes in their
+   * partition (Kafka deletes records only up to an offset): replaying the oldest, or all, empties the list of them;
+   * a letter replayed from the middle stays listed until those before it go. Returns what was replayed and how many
+   * left the topic. A replayed event that was in fact handled before is skipped by the group's inbox.
+   */
+  async replayAndRemove(filter: DeadLetterFilter = {}): Promise<{ replayed: DeadLetter[]; removed: number }> {
+    const all = await this.list();
+    const replayed = all.filter((letter) => matches(letter, filter) && letter.originalTopic !== null);
+    await this.republish(replayed);
+    const through = replayedPrefix(all, new Set(replayed));
+    const removed = through.size > 0 ? await this.purge(through) : 0;
+    return { replayed, removed };
+  }
+
+  private async republish(letters: readonly DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
     const producer = new EventProducer(this.kafka);
     try {
       await producer.send(
@@ -176,7 +196,6 @@ export class DeadLetters {
     } finally {
       await producer.disconnect();
     }
-    return letters;
   }
 
   /**
@@ -216,6 +235,21 @@ export class DeadLetters {
       await admin.disconnect();
     }
   }
+}
+
+/**
+ * Per partition, the last offset of the run of replayed letters that starts at the partition's oldest letter: what
+ * can be deleted without deleting a letter that was not replayed. `all` is every letter, in partition and offset order.
+ */
+export function replayedPrefix(all: readonly DeadLetter[], replayed: ReadonlySet<DeadLetter>): Map<number, string> {
+  const through = new Map<number, string>();
+  const blocked = new Set<number>();
+  for (const letter of all) {
+    if (blocked.has(letter.partition)) continue;
+    if (replayed.has(letter)) through.set(letter.partition, letter.offset);
+    else blocked.add(letter.partition);
+  }
+  return through;
 }
 
 /** The last offset per partition among these dead letters: what a purge of exactly them deletes up to. */

@@ -57,3 +57,15 @@ export class PreconditionError extends AppError {
     super(message);
   }
 }
+
+/** No credentials where they are needed: 401 (with `WWW-Authenticate: Bearer`). */
+export class UnauthorizedError extends CodedError {
+  readonly status = 401;
+  override readonly name = 'UnauthorizedError';
+}
+
+/** Credentials that do not allow this, or an operation switched off by config: 403. */
+export class ForbiddenError extends CodedError {
+  readonly status = 403;
+  override readonly name = 'ForbiddenError';
+}

@@ -1,0 +1,229 @@
+/// <reference lib="dom" />
+// Code passed to page.evaluate and waitForFunction runs in the page, with its DOM.
+import { randomUUID } from 'node:crypto';
+import type { Browser, Page } from 'puppeteer-core';
+import { launchBrowser, screenshot, watchPage, PageWatch } from './support/browser';
+import { RunningSystem } from './support/system';
+import { makeVideo, removeTestFiles } from './support/videos';
+import { waitFor } from './support/wait';
+
+const TOKEN = `console-token-${randomUUID()}`;
+
+/**
+ * (waitForFunction polls on a timer: its default, animation frames, does not run in a page that is not in front.)
+ *
+ * The console in headless Chromium against all five apps as processes: each scenario is tried through the page's
+ * forms and watched arriving over the live streams; the System view shows a dead letter and replays it with the
+ * admin token only. Screenshots go to .run/screenshots/console-*.png.
+ */
+describe('web console in a real browser', () => {
+  const system = new RunningSystem();
+  let browser: Browser;
+  const pages: { page: Page; watch: PageWatch }[] = [];
+  let page: Page;
+
+  async function openConsole(): Promise<{ page: Page; watch: PageWatch }> {
+    const opened = await browser.newPage();
+    await opened.setViewport({ width: 1280, height: 1000 });
+    const watch = watchPage(opened, system.apiUrl, [system.notifierUrl]);
+    const response = await opened.goto(`${system.apiUrl}/console`, { waitUntil: 'domcontentloaded' });
+    // The second page may be answered from the browser's cache after revalidation.
+    expect([200, 304]).toContain(response?.status());
+    await opened.waitForFunction(() => document.querySelector('#live')?.textContent === 'live', {
+      timeout: 30_000,
+      polling: 250,
+    });
+    return { page: opened, watch };
+  }
+
+  /** Replaces a field's value by typing, as a user would. */
+  async function fill(on: Page, selector: string, value: string): Promise<void> {
+    await on.$eval(selector, (input) => ((input as HTMLInputElement).value = ''));
+    await on.type(selector, value);
+  }
+
+  const textOf = (selector: string, on: Page = page) =>
+    on.$eval(selector, (element) => element.textContent ?? '').catch(() => '');
+
+  beforeAll(async () => {
+    await system.start({
+      usersApi: { CONSOLE_ADMIN_TOKEN: TOKEN, CONSOLE_REFRESH_MS: '1000' },
+    });
+    browser = await launchBrowser();
+    pages.push(await openConsole(), await openConsole());
+    page = pages[0].page;
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await system.stop();
+    removeTestFiles(system.suffix);
+  });
+
+  // Input goes to the page in front; the other page keeps receiving events in the background.
+  beforeEach(async () => {
+    await page.bringToFront();
+  });
+
+  afterEach(() => {
+    for (const { watch } of pages) {
+      expect(watch.errors).toEqual([]);
+      expect(watch.foreignRequests).toEqual([]);
+      // Refusals the tests ask for (400, 401, 403) are fine; a missing file or a server error is not.
+      expect(watch.failedResponses.filter((line) => !/^40[013] /.test(line))).toEqual([]);
+    }
+  });
+
+  it('register: the welcome email is shown as sent once email-service sent it; HTML in a field stays text', async () => {
+    const name = `console${randomUUID().slice(0, 8)}`;
+    await fill(page, '#register-form [name=email]', `${name}@example.com`);
+    await fill(page, '#register-form [name=username]', name);
+    await fill(page, '#register-form [name=password]', 'a long console password');
+    await page.click('#register-form button');
+    await page.waitForFunction(
+      (username) =>
+        [...document.querySelectorAll('#register-log li.sent')].some((li) => li.textContent?.includes(username)),
+      { timeout: 30_000, polling: 250 },
+      name,
+    );
+    expect(system.smtp.to(`${name}@example.com`)).toHaveLength(1);
+
+    // Refused input is reported per field, and nothing the user typed is parsed as HTML.
+    await fill(page, '#register-form [name=email]', `html${name}@example.com`);
+    await fill(page, '#register-form [name=username]', '<img src=x onerror="window.pwned=1">');
+    await fill(page, '#register-form [name=password]', 'a long console password');
+    await page.click('#register-form button');
+    await page.waitForFunction(
+      () => document.querySelector('#register-log li.error')?.textContent?.includes('username'),
+      { timeout: 30_000, polling: 250 },
+    );
+    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    expect(await page.$$('#register-log img')).toHaveLength(0);
+    await screenshot(page, 'console-register');
+  });
+
+  it('video: the progress bar reaches 100%, the thumbnail loads and the preview plays', async () => {
+    const clip = await makeVideo(`console-${system.suffix}`, { seconds: 3 });
+    const input = await page.waitForSelector('#video-form input[type=file]');
+    await input!.uploadFile(clip.path);
+    await page.click('#video-form button');
+    await page.waitForFunction(() => document.querySelector<HTMLProgressElement>('#video-progress')?.value === 100, {
+      timeout: 90_000,
+      polling: 250,
+    });
+    await page.waitForFunction(
+      () => {
+        const image = document.querySelector<HTMLImageElement>('#video-thumbnail');
+        return image !== null && image.complete && image.naturalWidth > 0;
+      },
+      { timeout: 30_000, polling: 250 },
+    );
+    // HAVE_METADATA: the browser fetched and understood the MP4 (through a range request).
+    await page.waitForFunction(
+      () => (document.querySelector<HTMLVideoElement>('#video-preview')?.readyState ?? 0) >= 1,
+      { timeout: 30_000, polling: 250 },
+    );
+    expect(await textOf('#video-status')).toMatch(/^completed/);
+    await screenshot(page, 'console-video');
+  });
+
+  it('posts: a post created in one page shows as a notification in both, as text; an edit refreshes the cache', async () => {
+    const [first, second] = pages.map((p) => p.page);
+    const title = `<img src=x onerror="window.pwned=1"> ${randomUUID().slice(0, 6)}`;
+    // The author is the user registered above (the form was filled in by the registration).
+    expect(await first.$eval('#post-form [name=authorId]', (input) => (input as HTMLInputElement).value)).toMatch(
+      /^[0-9a-f-]{36}$/,
+    );
+    await first.bringToFront();
+    await fill(first, '#post-form [name=title]', title);
+    await fill(first, '#post-form [name=body]', 'written in the console');
+    await first.click('#post-form button');
+    for (const each of [first, second]) {
+      await each.waitForFunction(
+        (expected) =>
+          [...document.querySelectorAll('#notifications li')].some(
+            (li) => li.textContent?.includes('post created') && li.querySelector('q')?.textContent === expected,
+          ),
+        { timeout: 30_000, polling: 250 },
+        title,
+      );
+      expect(await each.$$('#notifications img')).toHaveLength(0);
+      expect(await each.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    }
+
+    await fill(first, '#edit-form [name=title]', 'edited in the console');
+    await first.click('#edit-form button');
+    await first.waitForFunction(
+      () => [...document.querySelectorAll('#cache-log li')].some((li) => li.textContent?.includes('read again')),
+      { timeout: 30_000, polling: 250 },
+    );
+    const reads = await first.$$eval('#cache-log li', (items) => items.map((li) => li.textContent ?? ''));
+    // The entry cached at version 1 is gone after the update: the read after it is of version 2.
+    expect(reads.find((line) => line.includes('read again'))).toMatch(/X-Cache hit, version 2/);
+    await screenshot(first, 'console-posts');
+  });
+
+  it('dead letters: a rejected email shows up, replay is refused without the token and works with it', async () => {
+    // The SMTP server rejects the next message for good: email-service dead-letters it at once.
+    system.smtp.failNext(1, 550);
+    const name = `dead${randomUUID().slice(0, 8)}`;
+    await fill(page, '#register-form [name=email]', `${name}@example.com`);
+    await fill(page, '#register-form [name=username]', name);
+    await fill(page, '#register-form [name=password]', 'a long console password');
+    await page.click('#register-form button');
+
+    const row = `#groups tr[data-group="${system.groups.email}"]`;
+    await page.waitForFunction(
+      (selector) => /^[1-9]/.test(document.querySelector(`${selector} td:last-child`)?.textContent ?? ''),
+      { timeout: 60_000, polling: 250 },
+      row,
+    );
+    await page.click(`${row} td:last-child button`);
+    await page.waitForSelector('#dead-letter-table tbody tr');
+    expect(await textOf('#dead-letter-table tbody tr')).toContain('email.requested.v1');
+
+    // No token: refused, and the letter stays.
+    await page.click('#dead-letter-table tbody tr button');
+    await page.waitForFunction(() => document.querySelector('#dead-letter-outcome')?.textContent?.includes('401'), {
+      timeout: 30_000,
+      polling: 250,
+    });
+    // A wrong token: refused too.
+    await fill(page, '#token-form [name=token]', 'not-the-admin-token-at-all');
+    await page.click('#token-form button');
+    await page.click('#dead-letter-table tbody tr button');
+    await page.waitForFunction(() => document.querySelector('#dead-letter-outcome')?.textContent?.includes('403'), {
+      timeout: 30_000,
+      polling: 250,
+    });
+
+    // The token: replayed, the email goes out this time, and the letter leaves the list.
+    await fill(page, '#token-form [name=token]', TOKEN);
+    await page.click('#token-form button');
+    await page.click('#dead-letter-table tbody tr button');
+    await page.waitForFunction(
+      () => document.querySelector('#dead-letter-outcome')?.textContent?.includes('replayed'),
+      {
+        timeout: 30_000,
+        polling: 250,
+      },
+    );
+    await waitFor('the replayed email', () => system.smtp.to(`${name}@example.com`).length === 1);
+    expect(await textOf('#dead-letter-outcome')).toMatch(/replayed .*; 1 left the dead-letter topic/);
+    expect(await page.$$('#dead-letter-table tbody tr')).toHaveLength(0);
+    await page.waitForFunction(
+      (username) =>
+        [...document.querySelectorAll('#register-log li.sent')].some((li) => li.textContent?.includes(username)),
+      { timeout: 30_000, polling: 250 },
+      name,
+    );
+    await screenshot(page, 'console-dead-letters');
+  });
+
+  it('works on a narrow screen: nothing wider than the viewport', async () => {
+    await page.setViewport({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await screenshot(page, 'console-narrow');
+  });
+});
