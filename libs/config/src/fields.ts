@@ -11,12 +11,23 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** A comma-separated list, each entry trimmed (empty ones dropped) and checked by `item`; at least one. */
+const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .transform((text) =>
+      text
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item).min(1, { error: 'give at least one entry' }));
+
 export const env = { bool, int };
 
-const brokerList = z
-  .string()
-  .transform((v) => v.split(',').map((b) => b.trim()))
-  .pipe(z.array(z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, { error: 'each broker must be host:port' })).min(1));
+const brokerList = commaList(
+  z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, { error: 'each broker must be host:port' }),
+);
 
 /** Kafka connection and topic settings shared by every app. */
 export const kafkaEnv = {
@@ -98,11 +109,12 @@ const CONTAINERS = ['mp4', 'mov', 'webm', 'mkv', 'avi'] as const;
 /** What users-api accepts as a video upload. */
 export const videoUploadEnv = {
   VIDEO_MAX_BYTES: int(1, 10 * 1024 ** 3).default(200 * 1024 ** 2),
-  VIDEO_CONTAINERS: z
-    .string()
-    .transform((v) => v.split(',').map((c) => c.trim().toLowerCase()))
-    .pipe(z.array(z.enum(CONTAINERS, { error: `each must be one of ${CONTAINERS.join(', ')}` })).min(1))
-    .default(['mp4', 'mov', 'webm', 'mkv']),
+  VIDEO_CONTAINERS: commaList(
+    z
+      .string()
+      .transform((c) => c.toLowerCase())
+      .pipe(z.enum(CONTAINERS, { error: `each must be one of ${CONTAINERS.join(', ')}` })),
+  ).default(['mp4', 'mov', 'webm', 'mkv']),
 };
 
 /** How the video processor runs ffmpeg. */
@@ -169,58 +181,25 @@ export const notifierEnv = {
    * Web pages on other origins allowed to read the stream (the users-api console): `*`, or a comma-separated list of
    * origins (`http://127.0.0.1:3000`). The stream is public and takes no credentials.
    */
-  NOTIFIER_ALLOWED_ORIGINS: z
-    .string()
-    .default('*')
-    .transform((text) =>
-      text
-        .split(',')
-        .map((origin) => origin.trim())
-        .filter(Boolean),
-    )
-    .pipe(
-      z
-        .array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]))
-        .min(1, {
-          error: 'give * or at least one origin',
-        }),
-    ),
+  NOTIFIER_ALLOWED_ORIGINS: commaList(
+    z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]),
+  ).prefault('*'),
 };
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 
 /** `name=url` pairs, comma-separated: the apps whose /health/ready the console shows. */
-const appUrls = z
-  .string()
-  .transform((text) =>
-    text
-      .split(',')
-      .map((pair) => pair.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(
-        z
-          .string()
-          .regex(/^[a-z0-9-]+=https?:\/\/\S+$/, { error: 'each entry is name=http://host:port' })
-          .transform((pair) => {
-            const at = pair.indexOf('=');
-            return { name: pair.slice(0, at), url: pair.slice(at + 1).replace(/\/+$/, '') };
-          }),
-      )
-      .min(1),
-  );
+const appUrls = commaList(
+  z
+    .string()
+    .regex(/^[a-z0-9-]+=https?:\/\/\S+$/, { error: 'each entry is name=http://host:port' })
+    .transform((pair) => {
+      const at = pair.indexOf('=');
+      return { name: pair.slice(0, at), url: pair.slice(at + 1).replace(/\/+$/, '') };
+    }),
+);
 
-const groupList = z
-  .string()
-  .transform((text) =>
-    text
-      .split(',')
-      .map((group) => group.trim())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'a consumer group name' })).min(1));
+const groupList = commaList(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'a consumer group name' }));
 
 /** The web console users-api serves at /console. */
 export const consoleEnv = {
