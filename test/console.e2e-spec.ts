@@ -3,6 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'puppeteer-core';
 import { launchBrowser, screenshot, watchPage, PageWatch } from './support/browser';
+import { RunningApp } from '@app/runtime';
+import { bootUsersApi } from './support/apps';
 import { RunningSystem } from './support/system';
 import { makeVideo, removeTestFiles } from './support/videos';
 import { waitFor } from './support/wait';
@@ -71,6 +73,10 @@ describe('web console in a real browser', () => {
       expect(watch.foreignRequests).toEqual([]);
       // Refusals the tests ask for (400, 401, 403) are fine; a missing file or a server error is not.
       expect(watch.failedResponses.filter((line) => !/^40[013] /.test(line))).toEqual([]);
+      // Each test answers for its own requests.
+      watch.errors.length = 0;
+      watch.foreignRequests.length = 0;
+      watch.failedResponses.length = 0;
     }
   });
 
@@ -225,5 +231,52 @@ describe('web console in a real browser', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(page, 'console-narrow');
+  });
+});
+
+/** The console's HTTP side where no admin token is configured (users-api in the test process). */
+describe('web console without an admin token', () => {
+  let api: RunningApp;
+
+  beforeAll(async () => {
+    api = await bootUsersApi();
+  });
+
+  afterAll(async () => {
+    await api?.app.close();
+  });
+
+  it('serves the page under a policy that runs no script but its own', async () => {
+    const page = await fetch(`${api.url}/console`);
+    expect(page.status).toBe(200);
+    const policy = page.headers.get('content-security-policy') ?? '';
+    expect(policy).toContain("script-src 'self'");
+    expect(policy).toContain("default-src 'none'");
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect((await fetch(`${api.url}/console/assets/console.js`)).status).toBe(200);
+    // Only the page's own files: not whatever the name of a property or a path might reach.
+    for (const name of ['constructor', 'index.html', '..%2Fpackage.json']) {
+      expect((await fetch(`${api.url}/console/assets/${name}`)).status).toBe(404);
+    }
+  });
+
+  it('refuses replay and purge with 403 while CONSOLE_ADMIN_TOKEN is unset, and unknown groups with 400', async () => {
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${api.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    for (const [path, body] of [
+      ['/console/dead-letters/replay', { group: 'email-service' }],
+      ['/console/dead-letters/purge', { group: 'email-service', through: '0/1' }],
+    ] as const) {
+      const refused = await post(path, body, { authorization: 'Bearer some-token-of-any-kind' });
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toMatchObject({ code: 'CONSOLE.ADMIN_DISABLED' });
+    }
+    const unknown = await fetch(`${api.url}/console/dead-letters?group=someone-else`);
+    expect(unknown.status).toBe(400);
+    expect(await unknown.json()).toMatchObject({ errors: [expect.objectContaining({ field: 'group' })] });
   });
 });

@@ -141,6 +141,8 @@ if (settings.mailUrl) {
 // ---------------------------------------------------------------- register → welcome email
 const registerLog = must('#register-log');
 const waitingEmails = new Map<string, { line: HTMLElement; username: string }>();
+/** email.sent notices that came before the registration's answer (the event can outrun the response). */
+const sentEarly = new Map<string, string>();
 const authorField = must<HTMLInputElement>('#post-form [name=authorId]');
 
 must<HTMLFormElement>('#register-form').addEventListener('submit', (submitted) => {
@@ -158,6 +160,8 @@ must<HTMLFormElement>('#register-form').addEventListener('submit', (submitted) =
       return;
     }
     const id = String(answer.body.id);
+    authorField.value = id;
+    form.reset();
     const line = logLine(
       registerLog,
       'wait',
@@ -167,29 +171,38 @@ must<HTMLFormElement>('#register-form').addEventListener('submit', (submitted) =
     );
     line.dataset.userId = id;
     waitingEmails.set(id, { line, username: input.username });
-    authorField.value = id;
-    form.reset();
+    const messageId = sentEarly.get(id);
+    if (messageId !== undefined) showSent(id, messageId);
   });
 });
 
 on<{ userId: string; messageId: string }>('email.sent', (event) => {
-  const waiting = waitingEmails.get(event.data.userId);
+  if (waitingEmails.has(event.data.userId)) showSent(event.data.userId, event.data.messageId);
+  else {
+    sentEarly.set(event.data.userId, event.data.messageId);
+    if (sentEarly.size > 100) sentEarly.delete(sentEarly.keys().next().value as string);
+  }
+});
+
+function showSent(userId: string, messageId: string): void {
+  const waiting = waitingEmails.get(userId);
   if (!waiting) return;
-  waitingEmails.delete(event.data.userId);
+  waitingEmails.delete(userId);
+  sentEarly.delete(userId);
   waiting.line.className = 'ok sent';
   waiting.line.replaceChildren(
     ...present(
       el('time', {}, clock()),
       ' welcome email to ',
       el('strong', {}, waiting.username),
-      ` sent · ${event.data.messageId}`,
+      ` sent · ${messageId}`,
       settings.mailUrl ? ' · ' : null,
       settings.mailUrl
         ? el('a', { href: settings.mailUrl, target: '_blank', rel: 'noopener' }, 'open the mail catcher')
         : null,
     ),
   );
-});
+}
 
 // ---------------------------------------------------------------- video → work queue
 const progress = must<HTMLProgressElement>('#video-progress');
@@ -219,18 +232,41 @@ on<{ videoId: string; progress: number; stage: string }>('video.progress', (even
   videoStatus.textContent = `${event.data.stage} · ${event.data.progress}%`;
 });
 
+/**
+ * users-api applies the result from the same event in its own group, so it may not say `completed` yet when the
+ * notifier's push arrives: ask it (once a second, for a while) before showing what it serves.
+ */
+async function whenCompleted(videoId: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    const answer = await call('GET', `/videos/${encodeURIComponent(videoId)}`);
+    if (answer.body.status === 'completed') return true;
+    if (answer.body.status === 'failed') return false;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  return false;
+}
+
 on<{ videoId: string; metadata: { durationSeconds: number; width: number; height: number; videoCodec: string } }>(
   'video.processed',
   (event) => {
     if (event.data.videoId !== currentVideo) return;
     const { durationSeconds, width, height, videoCodec } = event.data.metadata;
     progress.value = 100;
-    videoStatus.textContent = `completed · ${width}×${height} ${videoCodec}, ${durationSeconds.toFixed(1)} s`;
-    const id = encodeURIComponent(event.data.videoId);
-    videoResult.replaceChildren(
-      el('img', { id: 'video-thumbnail', src: `/videos/${id}/thumbnail`, alt: 'thumbnail' }),
-      el('video', { id: 'video-preview', src: `/videos/${id}/preview`, controls: '', preload: 'metadata' }),
-    );
+    videoStatus.textContent = `processed · ${width}×${height} ${videoCodec}, ${durationSeconds.toFixed(1)} s`;
+    const videoId = event.data.videoId;
+    void whenCompleted(videoId).then((completed) => {
+      if (videoId !== currentVideo) return;
+      if (!completed) {
+        videoStatus.textContent = 'processed, but users-api has not recorded it yet';
+        return;
+      }
+      videoStatus.textContent = `completed · ${width}×${height} ${videoCodec}, ${durationSeconds.toFixed(1)} s`;
+      const id = encodeURIComponent(videoId);
+      videoResult.replaceChildren(
+        el('img', { id: 'video-thumbnail', src: `/videos/${id}/thumbnail`, alt: 'thumbnail' }),
+        el('video', { id: 'video-preview', src: `/videos/${id}/preview`, controls: '', preload: 'metadata' }),
+      );
+    });
   },
 );
 

@@ -56,4 +56,49 @@ describe('app configs', () => {
       ]),
     );
   });
+
+  it('users-api reads the console settings and names each bad one', () => {
+    const config = loadConfig('users-api', usersApiConfigSchema, {
+      CONSOLE_APPS: 'users-api=http://api:3000/, notifier=http://notifier:3004',
+      CONSOLE_GROUPS: 'email-service, video-processor',
+    });
+    expect(config.CONSOLE_APPS).toEqual([
+      { name: 'users-api', url: 'http://api:3000' },
+      { name: 'notifier', url: 'http://notifier:3004' },
+    ]);
+    expect(config.CONSOLE_GROUPS).toEqual(['email-service', 'video-processor']);
+    expect(config.CONSOLE_ADMIN_TOKEN).toBeUndefined();
+
+    const problems = problemsOf(() =>
+      loadConfig('users-api', usersApiConfigSchema, {
+        CONSOLE_ADMIN_TOKEN: 'has a space in it, so never matches',
+        CONSOLE_APPS: 'users-api=ftp://x',
+        CONSOLE_GROUPS: 'a group',
+        CONSOLE_REFRESH_MS: '10',
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^CONSOLE_ADMIN_TOKEN: no spaces/),
+        expect.stringMatching(/^CONSOLE_APPS\.0\.url: must be an http/),
+        expect.stringMatching(/^CONSOLE_GROUPS\.0: a consumer group name/),
+        expect.stringMatching(/^CONSOLE_REFRESH_MS: /),
+      ]),
+    );
+  });
+
+  it('the notifier takes * or a list of origins for its stream', () => {
+    const origins = (value?: string) =>
+      loadConfig(
+        'notifier',
+        APP_CONFIG_SCHEMAS.notifier,
+        value === undefined ? {} : { NOTIFIER_ALLOWED_ORIGINS: value },
+      ).NOTIFIER_ALLOWED_ORIGINS;
+    expect(origins()).toEqual(['*']);
+    expect(origins('http://127.0.0.1:3000/console, https://ops.example.com')).toEqual([
+      'http://127.0.0.1:3000',
+      'https://ops.example.com',
+    ]);
+    expect(problemsOf(() => origins('file:///etc'))).toHaveLength(1);
+  });
 });

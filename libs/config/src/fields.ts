@@ -192,11 +192,12 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or http
 const appUrls = commaList(
   z
     .string()
-    .regex(/^[a-z0-9-]+=https?:\/\/\S+$/, { error: 'each entry is name=http://host:port' })
+    .regex(/^[a-z0-9-]+=\S+$/, { error: 'each entry is name=http://host:port' })
     .transform((pair) => {
       const at = pair.indexOf('=');
       return { name: pair.slice(0, at), url: pair.slice(at + 1).replace(/\/+$/, '') };
-    }),
+    })
+    .pipe(z.object({ name: z.string(), url: httpUrl })),
 );
 
 const groupList = commaList(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'a consumer group name' }));
@@ -208,7 +209,11 @@ export const consoleEnv = {
    * Needed by the console's state-changing operations (dead-letter replay and purge), sent as `Authorization: Bearer`.
    * Unset: those operations answer 403.
    */
-  CONSOLE_ADMIN_TOKEN: z.string().min(16, { error: 'at least 16 characters' }).optional(),
+  CONSOLE_ADMIN_TOKEN: z
+    .string()
+    .min(16, { error: 'at least 16 characters' })
+    .regex(/^\S+$/, { error: 'no spaces: it is sent as Authorization: Bearer <token>' })
+    .optional(),
   /** The notifier as the browser reaches it: the page reads its live stream. */
   CONSOLE_NOTIFIER_URL: httpUrl.default('http://127.0.0.1:3004'),
   /** A mail catcher's web UI (MailDev in `npm start`), linked from the page when set. */

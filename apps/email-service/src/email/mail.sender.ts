@@ -48,8 +48,9 @@ export class MailSender {
       throw classifySmtpError(error);
     }
     this.logger.log(`sent ${template} email ${messageId} for event ${event.id}`);
-    // A notice for live views. Best effort: the email is out, and a send that failed only here must not send it again.
-    await this.producer
+    // A notice for live views, not awaited: the inbox transaction commits without waiting on the broker (a slow one
+    // must not hold it past its idle timeout, which would send the email again). Best effort: lost, it is only late.
+    void this.producer
       .publish(
         'email.sent.v1',
         { userId: event.data.userId, template, messageId, requestId: event.id },

@@ -29,6 +29,9 @@ const PurgeBody = z
   .strict();
 type PurgeBody = z.infer<typeof PurgeBody>;
 
+/** An email address in an error (an SMTP reply often quotes the recipient): the list is readable without a token. */
+const ADDRESS = /[^\s<>"'@]+@[^\s<>"'@]+/g;
+
 /** A dead letter as the page lists it: never its value (event data is user input and may be personal). */
 function summary(letter: DeadLetter) {
   return {
@@ -39,7 +42,7 @@ function summary(letter: DeadLetter) {
     originalTopic: letter.originalTopic,
     reason: letter.reason,
     errorClass: letter.errorClass,
-    errorMessage: letter.errorMessage,
+    errorMessage: letter.errorMessage?.replace(ADDRESS, '<address>') ?? null,
     attempts: letter.attempts,
     failedAt: letter.failedAt,
   };
@@ -53,6 +56,10 @@ function summary(letter: DeadLetter) {
 @Controller('console')
 export class ConsoleController {
   private readonly assets: string;
+  private readonly listings = new Map<
+    string,
+    Promise<{ group: string; letters: ReturnType<typeof summary>[]; through: string }>
+  >();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: UsersApiConfig,
@@ -70,7 +77,7 @@ export class ConsoleController {
 
   @Get('assets/:file')
   asset(@Param('file') file: string, @Res() response: Response): void {
-    const type = ASSETS[file];
+    const type = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
     if (!type) throw new NotFoundError('CONSOLE.NO_SUCH_FILE', `no console file ${file}`);
     this.send(response, file, type);
   }
@@ -95,17 +102,27 @@ export class ConsoleController {
     response.setHeader('X-Accel-Buffering', 'no');
     response.flushHeaders();
     response.write('retry: 3000\n\n');
-    const unsubscribe = this.monitor.subscribe((snapshot) => {
-      response.write(`event: system\ndata: ${JSON.stringify(snapshot)}\n\n`);
+    const unsubscribe = this.monitor.subscribe({
+      snapshot: (snapshot) => response.write(`event: system\ndata: ${JSON.stringify(snapshot)}\n\n`),
+      end: () => response.end(),
     });
     request.on('close', unsubscribe);
   }
 
   /** The group's dead letters now, oldest first, and `through`: what a purge of exactly these would delete up to. */
   @Get('dead-letters')
-  async deadLetters(@Query({ schema: GroupQuery }) query: GroupQuery) {
-    const letters = await new DeadLetters(this.kafka, this.knownGroup(query.group)).list({}, 15_000);
-    return { group: query.group, letters: letters.map(summary), through: formatThrough(lastOffsets(letters)) };
+  deadLetters(@Query({ schema: GroupQuery }) query: GroupQuery) {
+    const group = this.knownGroup(query.group);
+    // A listing reads the whole topic through a consumer: pages asking at once share one.
+    let listing = this.listings.get(group);
+    if (!listing) {
+      listing = new DeadLetters(this.kafka, group)
+        .list({}, 15_000)
+        .then((letters) => ({ group, letters: letters.map(summary), through: formatThrough(lastOffsets(letters)) }))
+        .finally(() => this.listings.delete(group));
+      this.listings.set(group, listing);
+    }
+    return listing;
   }
 
   /**
@@ -175,7 +192,7 @@ export class ConsoleController {
     if (!existsSync(path)) {
       response
         .status(503)
-        .json({ statusCode: 503, code: 'CONSOLE.NOT_BUILT', message: `${path} is missing: run npm run build` });
+        .json({ statusCode: 503, code: 'CONSOLE.NOT_BUILT', message: 'the console is not built: run npm run build' });
       return;
     }
     const notifier = new URL(this.config.CONSOLE_NOTIFIER_URL).origin;

@@ -37,7 +37,11 @@ export interface SystemSnapshot {
   groups: GroupState[];
 }
 
-type Listener = (snapshot: SystemSnapshot) => void;
+interface Listener {
+  snapshot(snapshot: SystemSnapshot): void;
+  /** The app is stopping: end the stream (the page reconnects to another replica). */
+  end(): void;
+}
 
 const BROKER_DEADLINE_MS = 3000;
 const HEALTH_DEADLINE_MS = 1500;
@@ -65,7 +69,7 @@ export class SystemMonitor implements OnModuleDestroy {
   /** Calls `listener` with the latest snapshot at once (when there is one) and with each new one; returns the undo. */
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
-    if (this.last) listener(this.last);
+    if (this.last) listener.snapshot(this.last);
     if (!this.timer) {
       void this.refresh();
       this.timer = setInterval(() => void this.refresh(), this.config.CONSOLE_REFRESH_MS);
@@ -77,24 +81,35 @@ export class SystemMonitor implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    // Open streams would hold the HTTP server's close until the shutdown deadline.
+    for (const listener of this.listeners) listener.end();
     this.listeners.clear();
     this.stop();
     await this.round?.catch(() => undefined);
-    await this.admin?.disconnect().catch(() => undefined);
-    this.admin = undefined;
   }
 
+  /** No page listens: no more rounds, no client, and no snapshot to hand a later page as if it were current. */
   private stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.last = undefined;
+    this.previous = undefined;
+    this.dropAdmin();
+  }
+
+  private dropAdmin(): void {
+    const admin = this.admin;
+    this.admin = undefined;
+    void admin?.disconnect().catch(() => undefined);
   }
 
   /** One round at a time: a slow broker makes rounds late, never piled up. */
   private refresh(): Promise<void> {
     this.round ??= this.snapshot()
       .then((snapshot) => {
+        if (this.timer === undefined) return; // stopped meanwhile
         this.last = snapshot;
-        for (const listener of this.listeners) listener(snapshot);
+        for (const listener of this.listeners) listener.snapshot(snapshot);
       })
       .catch((error: unknown) => this.log.warn(`system snapshot failed: ${errorMessageOf(error)}`))
       .finally(() => {
@@ -134,9 +149,7 @@ export class SystemMonitor implements OnModuleDestroy {
       return await withDeadline('the brokers', BROKER_DEADLINE_MS * 2, this.readBrokers());
     } catch (error) {
       // The next round starts with a new client: the old one may hold a dead connection.
-      const admin = this.admin;
-      this.admin = undefined;
-      void admin?.disconnect().catch(() => undefined);
+      this.dropAdmin();
       this.previous = undefined;
       const topics = ALL_TOPICS.map((topic) => ({ topic, messages: 0, perSecond: null }));
       return { kafka: { reachable: false, error: errorMessageOf(error) }, topics, groups: unknown };
@@ -144,12 +157,9 @@ export class SystemMonitor implements OnModuleDestroy {
   }
 
   private async readBrokers(): Promise<Pick<SystemSnapshot, 'kafka' | 'topics' | 'groups'>> {
-    if (!this.admin) {
-      const admin = this.kafka.admin();
-      await admin.connect();
-      this.admin = admin;
-    }
-    const admin = this.admin;
+    // No retries of its own: a round that fails is reported as such, and the next one tries again.
+    const admin = (this.admin ??= this.kafka.admin({ retry: { retries: 0 } }));
+    await admin.connect();
     const existing = new Set(await admin.listTopics());
     const watermarks = new Map<string, Map<number, { low: bigint; high: bigint }>>();
     const marksOf = async (topic: string) => {
@@ -186,7 +196,15 @@ export class SystemMonitor implements OnModuleDestroy {
 
     const groups: GroupState[] = [];
     for (const group of this.config.CONSOLE_GROUPS) {
-      const committed = await admin.fetchOffsets({ groupId: group });
+      // Every topic the group committed on, and its retry topic by name: a retry waiting there is often not yet
+      // committed on, and an uncommitted partition only comes back when asked for.
+      const retry = existing.has(retryTopicOf(group))
+        ? await admin.fetchOffsets({ groupId: group, topics: [retryTopicOf(group)] })
+        : [];
+      const committed = [
+        ...(await admin.fetchOffsets({ groupId: group })).filter((entry) => entry.topic !== retryTopicOf(group)),
+        ...retry,
+      ];
       let lag = 0n;
       let retryBacklog = 0n;
       for (const { topic, partitions } of committed) {
