@@ -282,15 +282,36 @@ const editForm = must<HTMLFormElement>('#edit-form');
 let currentPost: { id: string; version: number } | undefined;
 let awaitedVersion: number | undefined;
 
-async function read(label: string): Promise<void> {
-  if (!currentPost) return;
+/** Reads the post through the cache and logs where the answer came from; resolves with the version read. */
+async function read(label: string, expected?: number): Promise<number | undefined> {
+  if (!currentPost) return undefined;
   const answer = await call('GET', `/posts/${encodeURIComponent(currentPost.id)}`);
   const cache = answer.headers.get('x-cache') ?? '?';
+  const version = typeof answer.body.version === 'number' ? answer.body.version : undefined;
+  const stale = expected !== undefined && version !== undefined && version < expected;
   logLine(
     cacheLog,
-    answer.status === 200 ? 'ok' : 'error',
-    `${label}: X-Cache ${cache}, version ${String(answer.body.version)}`,
+    answer.status !== 200 ? 'error' : stale ? 'wait' : 'ok',
+    `${label}: X-Cache ${cache}, version ${String(version)}`,
+    stale ? ' (stale: the invalidator has not handled the update yet)' : '',
   );
+  return version;
+}
+
+/**
+ * After an update: the cache-invalidator and the notifier consume the event independently, so the page may hear of
+ * it first and still read the old entry. Reads once a second until the new version comes back (a miss, refilled),
+ * then once more (a hit).
+ */
+async function readUntilFresh(version: number): Promise<void> {
+  for (let attempt = 0; attempt < 15; attempt += 1) {
+    const seen = await read('read after the update', version);
+    if (seen !== undefined && seen >= version) {
+      await read('read again', version);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
 }
 
 must<HTMLFormElement>('#post-form').addEventListener('submit', (submitted) => {
@@ -336,10 +357,9 @@ function notify(verb: string) {
   return (event: StreamedEvent<{ postId: string; title?: string; version: number }>) => {
     const { postId, title, version } = event.data;
     logLine(notifications, 'info', `post ${verb}: `, title ? el('q', {}, title) : postId, ` (version ${version})`);
-    // The invalidator and the notifier read the same event: once it is here, the stale entry is (about to be) gone.
     if (verb === 'updated' && postId === currentPost?.id && version === awaitedVersion) {
       awaitedVersion = undefined;
-      void read('read after the update').then(() => read('read again'));
+      void readUntilFresh(version);
     }
   };
 }
