@@ -228,6 +228,15 @@ describe('web console in a real browser', () => {
       name,
     );
     await screenshot(page, 'console-dead-letters');
+
+    // A purge through a partition the topic does not have is the caller's mistake: 400, nothing deleted.
+    const purge = await fetch(`${system.apiUrl}/console/dead-letters/purge`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ group: system.groups.email, through: '99/0' }),
+    });
+    expect(purge.status).toBe(400);
+    expect(await purge.json()).toMatchObject({ errors: [expect.objectContaining({ field: 'through' })] });
   });
 
   it('works on a narrow screen: nothing wider than the viewport', async () => {

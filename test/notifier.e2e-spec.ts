@@ -140,6 +140,7 @@ describe('notifier: live notifications over Server-Sent Events', () => {
     const bad = await SseStream.open(`${a.url}/notifications/stream?types=post.liked`);
     expect(bad.status).toBe(400);
     expect(bad.body).toContain("unknown 'post.liked'");
+    expect(JSON.parse(bad.body)).toMatchObject({ code: 'VALIDATION.FAILED', errors: [{ field: 'types' }] });
   });
 
   it('a client whose replica was killed resumes on another with Last-Event-ID: what it missed, once, in order', async () => {

@@ -3,6 +3,11 @@ import type { IHeaders, Kafka } from 'kafkajs';
 import { deadLetterTopicOf, FailureHeaders, headerString, ownHeaders } from './failure-headers';
 import { EventProducer } from './producer';
 
+/** A purge named a partition the dead-letter topic does not have: the caller's mistake, nothing was deleted. */
+export class UnknownPartitionError extends Error {
+  override readonly name = 'UnknownPartitionError';
+}
+
 /** One message on a consumer group's dead-letter topic, with what its headers say about the failure. */
 export interface DeadLetter {
   partition: number;
@@ -221,7 +226,7 @@ export class DeadLetters {
       let count = 0n;
       for (const [partition, last] of limits) {
         const mark = watermarks.get(partition);
-        if (!mark) throw new Error(`${this.topic} has no partition ${partition}`);
+        if (!mark) throw new UnknownPartitionError(`${this.topic} has no partition ${partition}`);
         // Exclusive end: everything before it goes. Never past what exists now.
         const end = BigInt(last) + 1n < mark.high ? BigInt(last) + 1n : mark.high;
         if (end > mark.low) {

@@ -61,3 +61,5 @@ export function createKafka(config: KafkaConfig, clientId: string): Kafka {
 }
 
 export type { Kafka };
+/** The cluster admin client, for the few reads an app shows (lag, watermarks) beyond what the lib offers. */
+export type { Admin as KafkaAdmin } from 'kafkajs';

@@ -57,7 +57,8 @@ function parseTypes(raw: string | string[] | undefined): ReadonlySet<string> | u
         statusCode: 400,
         code: 'VALIDATION.FAILED',
         message: 'Request validation failed',
-        details: [
+        // The field list under the same name as users-api's error shape.
+        errors: [
           {
             field: 'types',
             message: `${unknown.length > 0 ? `unknown ${unknown.map((n) => `'${n.slice(0, 40)}'`).join(', ')}; ` : ''}must be a comma-separated list of ${STREAM_EVENT_NAMES.join(', ')}`,

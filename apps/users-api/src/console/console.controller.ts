@@ -3,10 +3,19 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import type { Kafka } from 'kafkajs';
+
 import { z } from 'zod';
 import { APP_CONFIG, UsersApiConfig } from '@app/config';
-import { DeadLetter, DeadLetters, formatThrough, KAFKA, lastOffsets, parseThrough } from '@app/messaging';
+import {
+  DeadLetter,
+  DeadLetters,
+  formatThrough,
+  KAFKA,
+  Kafka,
+  lastOffsets,
+  parseThrough,
+  UnknownPartitionError,
+} from '@app/messaging';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationFailedError } from '../common/app-error';
 import { SystemMonitor } from './system-monitor';
 
@@ -155,8 +164,15 @@ export class ConsoleController {
     @Headers('authorization') authorization: string | undefined,
   ) {
     this.authorize(authorization);
-    const deleted = await new DeadLetters(this.kafka, this.knownGroup(body.group)).purge(parseThrough(body.through));
-    return { group: body.group, deleted };
+    try {
+      const deleted = await new DeadLetters(this.kafka, this.knownGroup(body.group)).purge(parseThrough(body.through));
+      return { group: body.group, deleted };
+    } catch (error) {
+      if (error instanceof UnknownPartitionError) {
+        throw new ValidationFailedError([{ field: 'through', message: error.message }]);
+      }
+      throw error;
+    }
   }
 
   private knownGroup(group: string): string {

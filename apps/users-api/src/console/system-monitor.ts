@@ -1,8 +1,16 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import type { Admin, Kafka } from 'kafkajs';
+
 import { APP_CONFIG, UsersApiConfig } from '@app/config';
 import { ALL_TOPICS } from '@app/contracts';
-import { deadLetterTopicOf, errorMessageOf, KAFKA, retryTopicOf, withDeadline } from '@app/messaging';
+import {
+  deadLetterTopicOf,
+  errorMessageOf,
+  KAFKA,
+  Kafka,
+  KafkaAdmin,
+  retryTopicOf,
+  withDeadline,
+} from '@app/messaging';
 
 export interface AppHealth {
   name: string;
@@ -56,7 +64,7 @@ export class SystemMonitor implements OnModuleDestroy {
   private readonly log = new Logger(SystemMonitor.name);
   private readonly listeners = new Set<Listener>();
   private timer?: NodeJS.Timeout;
-  private admin?: Admin;
+  private admin?: KafkaAdmin;
   private previous?: { at: number; messages: Map<string, number> };
   private last?: SystemSnapshot;
   private round?: Promise<void>;
