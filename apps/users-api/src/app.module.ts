@@ -6,6 +6,7 @@ import { UsersApiConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
 import { InboxRecord } from '@app/messaging';
 import { OutboxMessage, OutboxModule } from '@app/outbox';
+import { isOperationsPath } from '@app/telemetry';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
 import { ConsoleController } from './console/console.controller';
@@ -21,8 +22,6 @@ import { SCHEMA } from './schema';
 import { User } from './users/user.entity';
 import { UsersModule } from './users/users.module';
 import { VideosModule } from './videos/videos.module';
-
-const isOperationsPath = (path = '') => path === '/metrics' || path === '/health' || path.startsWith('/health/');
 
 @Module({})
 export class AppModule {
