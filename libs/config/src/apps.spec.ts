@@ -42,6 +42,48 @@ describe('app configs', () => {
     ).toBe(120_000);
   });
 
+  it('every app refuses Kafka security and replication settings that could never work, naming each', () => {
+    for (const [app, schema] of Object.entries(APP_CONFIG_SCHEMAS)) {
+      const problems = problemsOf(() =>
+        loadConfig(app, schema, {
+          KAFKA_SSL_CA_FILE: __filename,
+          KAFKA_SSL_CERT_FILE: '/no/such/client.pem',
+          KAFKA_SASL_MECHANISM: 'scram-sha-512',
+          KAFKA_REPLICATION_FACTOR: '3',
+          KAFKA_MIN_INSYNC_REPLICAS: '4',
+        }),
+      );
+      expect(problems).toEqual(
+        expect.arrayContaining([
+          'KAFKA_SASL_USERNAME: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required when KAFKA_SASL_MECHANISM is set',
+          `KAFKA_SSL_CA_FILE: needs KAFKA_SSL=true (got "${__filename}")`,
+          'KAFKA_SSL_CERT_FILE: needs KAFKA_SSL=true (got "/no/such/client.pem")',
+          'KAFKA_SSL_CERT_FILE: KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (a client certificate and its key) (got "/no/such/client.pem")',
+          'KAFKA_MIN_INSYNC_REPLICAS: must not exceed KAFKA_REPLICATION_FACTOR (3): no write could be acknowledged (got "4")',
+        ]),
+      );
+    }
+    expect(
+      problemsOf(() =>
+        loadConfig('email-service', emailServiceConfigSchema, {
+          KAFKA_SSL: 'true',
+          KAFKA_SSL_CA_FILE: '/no/such/ca.pem',
+        }),
+      ),
+    ).toEqual(['KAFKA_SSL_CA_FILE: cannot be read (got "/no/such/ca.pem")']);
+    const secured = loadConfig('email-service', emailServiceConfigSchema, {
+      KAFKA_SSL: 'true',
+      KAFKA_SSL_CA_FILE: __filename,
+      KAFKA_REPLICATION_FACTOR: '3',
+      KAFKA_MIN_INSYNC_REPLICAS: '2',
+    });
+    expect([secured.KAFKA_SSL, secured.KAFKA_REPLICATION_FACTOR, secured.KAFKA_MIN_INSYNC_REPLICAS]).toEqual([
+      true,
+      3,
+      2,
+    ]);
+  });
+
   it('users-api names a bad relay setting', () => {
     const problems = problemsOf(() =>
       loadConfig('users-api', usersApiConfigSchema, {

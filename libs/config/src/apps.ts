@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  checkKafkaAuth,
+  checkKafka,
   consumerEnv,
   databaseEnv,
   env,
@@ -54,7 +54,7 @@ export const usersApiConfigSchema = z
     /** A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler. */
     OUTBOX_LOCK_DATABASE_URL: postgresUrl.optional(),
   })
-  .superRefine(checkKafkaAuth);
+  .superRefine(checkKafka);
 
 export const emailServiceConfigSchema = z
   .object({
@@ -75,7 +75,7 @@ export const emailServiceConfigSchema = z
       .regex(/^[A-Za-z0-9._-]+$/)
       .default('email-service'),
   })
-  .superRefine(checkKafkaAuth)
+  .superRefine(checkKafka)
   .superRefine((cfg, ctx) => {
     // The SMTP send runs inside the inbox transaction: connect, greeting and a quiet socket may each take the timeout.
     if (cfg.DATABASE_IDLE_TRANSACTION_TIMEOUT_MS <= 3 * cfg.SMTP_TIMEOUT_MS) {
@@ -89,7 +89,7 @@ export const emailServiceConfigSchema = z
 
 /** An app that consumes Kafka and needs no database: Kafka, logging, consumer and HTTP settings. */
 export function kafkaAppConfigSchema(defaultPort: number) {
-  return z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...httpEnv(defaultPort) }).superRefine(checkKafkaAuth);
+  return z.object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...httpEnv(defaultPort) }).superRefine(checkKafka);
 }
 
 export const videoProcessorConfigSchema = z
@@ -102,7 +102,7 @@ export const videoProcessorConfigSchema = z
     ...ffmpegEnv,
     ...httpEnv(APP_PORTS['video-processor']),
   })
-  .superRefine(checkKafkaAuth);
+  .superRefine(checkKafka);
 export const cacheInvalidatorConfigSchema = z
   .object({
     ...kafkaEnv,
@@ -115,17 +115,17 @@ export const cacheInvalidatorConfigSchema = z
       .regex(/^[A-Za-z0-9._-]+$/)
       .default('cache-invalidator'),
   })
-  .superRefine(checkKafkaAuth);
+  .superRefine(checkKafka);
 
 export const notifierConfigSchema = z
   .object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...notifierEnv, ...httpEnv(APP_PORTS.notifier) })
-  .superRefine(checkKafkaAuth);
+  .superRefine(checkKafka);
 
 /** The outbox CLI: the database of the app whose outbox it looks at. */
 export const databaseToolConfigSchema = z.object({ ...databaseEnv });
 
 /** Command-line tools that only talk to Kafka (the dead-letter CLI). */
-export const kafkaToolConfigSchema = z.object({ ...kafkaEnv }).superRefine(checkKafkaAuth);
+export const kafkaToolConfigSchema = z.object({ ...kafkaEnv }).superRefine(checkKafka);
 
 export type UsersApiConfig = z.infer<typeof usersApiConfigSchema>;
 export type EmailServiceConfig = z.infer<typeof emailServiceConfigSchema>;

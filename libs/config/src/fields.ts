@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 
 const bool = z
@@ -37,12 +38,18 @@ export const kafkaEnv = {
     .regex(/^[A-Za-z0-9._-]+$/)
     .optional(),
   KAFKA_SSL: bool.default(false),
+  /** PEM file of the CA(s) that signed the brokers' certificates; unset: the system's trusted CAs. */
   KAFKA_SSL_CA_FILE: z.string().optional(),
+  /** PEM client certificate and key, for brokers that authenticate clients by TLS (ssl.client.auth=required). */
+  KAFKA_SSL_CERT_FILE: z.string().optional(),
+  KAFKA_SSL_KEY_FILE: z.string().optional(),
   KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
   KAFKA_SASL_USERNAME: z.string().optional(),
   KAFKA_SASL_PASSWORD: z.string().optional(),
   KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(3),
   KAFKA_REPLICATION_FACTOR: int(1, 10).default(1),
+  /** min.insync.replicas of the topics the system creates (at most the replication factor); unset: the broker's. */
+  KAFKA_MIN_INSYNC_REPLICAS: int(1, 10).optional(),
   KAFKA_CONNECT_TIMEOUT_MS: int(100, 120_000).default(3000),
   /** A request whose response does not come back in this time fails (and is retried, or the send fails). */
   KAFKA_REQUEST_TIMEOUT_MS: int(1000, 300_000).default(30_000),
@@ -142,9 +149,22 @@ export const logEnv = {
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 };
 
-/** Cross-field rules every Kafka-using app applies: SASL needs both credentials. */
-export function checkKafkaAuth(
-  cfg: { KAFKA_SASL_MECHANISM?: string; KAFKA_SASL_USERNAME?: string; KAFKA_SASL_PASSWORD?: string },
+/**
+ * Cross-field rules every Kafka-using app applies: SASL needs both credentials, SASL and TLS files need TLS on and
+ * must be readable, and min.insync.replicas cannot exceed the replication factor (every write would be refused).
+ */
+export function checkKafka(
+  cfg: {
+    KAFKA_SSL?: boolean;
+    KAFKA_SSL_CA_FILE?: string;
+    KAFKA_SSL_CERT_FILE?: string;
+    KAFKA_SSL_KEY_FILE?: string;
+    KAFKA_SASL_MECHANISM?: string;
+    KAFKA_SASL_USERNAME?: string;
+    KAFKA_SASL_PASSWORD?: string;
+    KAFKA_REPLICATION_FACTOR?: number;
+    KAFKA_MIN_INSYNC_REPLICAS?: number;
+  },
   ctx: z.RefinementCtx,
 ): void {
   if (cfg.KAFKA_SASL_MECHANISM && (!cfg.KAFKA_SASL_USERNAME || !cfg.KAFKA_SASL_PASSWORD)) {
@@ -153,6 +173,42 @@ export function checkKafkaAuth(
       path: ['KAFKA_SASL_USERNAME'],
       message: 'KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required when KAFKA_SASL_MECHANISM is set',
     });
+  }
+  for (const name of ['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const) {
+    const file = cfg[name];
+    if (file === undefined) continue;
+    if (!cfg.KAFKA_SSL) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'needs KAFKA_SSL=true' });
+    } else if (!readable(file)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'cannot be read' });
+    }
+  }
+  if (Boolean(cfg.KAFKA_SSL_CERT_FILE) !== Boolean(cfg.KAFKA_SSL_KEY_FILE)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['KAFKA_SSL_CERT_FILE'],
+      message: 'KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (a client certificate and its key)',
+    });
+  }
+  if (
+    cfg.KAFKA_MIN_INSYNC_REPLICAS !== undefined &&
+    cfg.KAFKA_REPLICATION_FACTOR !== undefined &&
+    cfg.KAFKA_MIN_INSYNC_REPLICAS > cfg.KAFKA_REPLICATION_FACTOR
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['KAFKA_MIN_INSYNC_REPLICAS'],
+      message: `must not exceed KAFKA_REPLICATION_FACTOR (${cfg.KAFKA_REPLICATION_FACTOR}): no write could be acknowledged`,
+    });
+  }
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

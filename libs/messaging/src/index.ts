@@ -20,3 +20,4 @@ export * from './retry-policy';
 export * from './dead-letters';
 export * from './topic-history';
 export * from './tracing';
+export * from './kafka-preflight';

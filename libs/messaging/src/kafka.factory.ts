@@ -40,13 +40,24 @@ function saslOf(config: KafkaConfig): SASLOptions | undefined {
   };
 }
 
+/** TLS options: the CA to trust (else the system's), and a client certificate where brokers ask for one. */
+function sslOf(config: KafkaConfig): KafkaJsConfig['ssl'] {
+  if (!config.KAFKA_SSL) return false;
+  const read = (file: string | undefined) => (file ? readFileSync(file, 'utf8') : undefined);
+  const ca = read(config.KAFKA_SSL_CA_FILE);
+  const cert = read(config.KAFKA_SSL_CERT_FILE);
+  const key = read(config.KAFKA_SSL_KEY_FILE);
+  if (!ca && !cert) return true;
+  return { ...(ca ? { ca: [ca] } : {}), ...(cert ? { cert, key } : {}) };
+}
+
 /** One kafkajs client per process, configured for brokers, TLS and SASL from the validated config. */
-export function createKafka(config: KafkaConfig, clientId: string): Kafka {
-  const ssl: KafkaJsConfig['ssl'] = config.KAFKA_SSL
-    ? config.KAFKA_SSL_CA_FILE
-      ? { ca: [readFileSync(config.KAFKA_SSL_CA_FILE, 'utf8')] }
-      : true
-    : false;
+export function createKafka(
+  config: KafkaConfig,
+  clientId: string,
+  options: { retries?: number; logLevel?: logLevel } = {},
+): Kafka {
+  const ssl = sslOf(config);
   return new Kafka({
     clientId: config.KAFKA_CLIENT_ID ?? clientId,
     brokers: config.KAFKA_BROKERS,
@@ -54,9 +65,9 @@ export function createKafka(config: KafkaConfig, clientId: string): Kafka {
     sasl: saslOf(config),
     connectionTimeout: config.KAFKA_CONNECT_TIMEOUT_MS,
     requestTimeout: config.KAFKA_REQUEST_TIMEOUT_MS,
-    logLevel: logLevel.WARN,
+    logLevel: options.logLevel ?? logLevel.WARN,
     logCreator,
-    retry: { initialRetryTime: 200, maxRetryTime: 5000, retries: 8 },
+    retry: { initialRetryTime: 200, maxRetryTime: 5000, retries: options.retries ?? 8 },
   });
 }
 

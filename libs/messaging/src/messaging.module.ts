@@ -13,7 +13,7 @@ import { ALL_TOPICS } from '@app/contracts';
 import { createKafka } from './kafka.factory';
 import { KafkaMonitor } from './kafka-monitor';
 import { EventProducer } from './producer';
-import { ensureTopics } from './topics';
+import { ensureTopics, topicSettingsOf } from './topics';
 
 /** Injection token of the process's kafkajs client. */
 export const KAFKA = Symbol('KAFKA');
@@ -35,10 +35,7 @@ export class MessagingLifecycle implements OnApplicationBootstrap, OnApplication
 
 /** Creates every topic of the system that is missing, with partitions and replication from config. */
 export async function ensureSystemTopics(kafka: Kafka, config: KafkaConfig): Promise<void> {
-  await ensureTopics(kafka, ALL_TOPICS, {
-    partitions: config.KAFKA_TOPIC_PARTITIONS,
-    replicationFactor: config.KAFKA_REPLICATION_FACTOR,
-  });
+  await ensureTopics(kafka, ALL_TOPICS, topicSettingsOf(config));
 }
 
 @Global()

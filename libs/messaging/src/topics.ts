@@ -4,15 +4,29 @@ import type { Kafka } from 'kafkajs';
 export interface TopicSettings {
   partitions: number;
   replicationFactor: number;
+  /**
+   * Replicas that must hold a record before an acks=all write is acknowledged (the topic's min.insync.replicas);
+   * unset leaves the broker's default. With replication factor 3 and 2 here, one broker may be lost with no
+   * acknowledged record lost, and a second one stops writes rather than risk it.
+   */
+  minInsyncReplicas?: number;
+}
+
+/** The topic settings of the validated config. */
+export function topicSettingsOf(config: {
+  KAFKA_TOPIC_PARTITIONS: number;
+  KAFKA_REPLICATION_FACTOR: number;
+  KAFKA_MIN_INSYNC_REPLICAS?: number;
+}): TopicSettings {
+  return {
+    partitions: config.KAFKA_TOPIC_PARTITIONS,
+    replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+    minInsyncReplicas: config.KAFKA_MIN_INSYNC_REPLICAS,
+  };
 }
 
 const logger = new Logger('Topics');
 
-/**
- * Creates the topics that do not exist yet, with partitions and replication from config. Idempotent and safe
- * to run from every replica at boot; an existing topic is left as it is (its partition count is logged if it
- * differs, since shrinking is impossible and growing changes key placement).
- */
 /**
  * Runs a start-up call again while it fails with a retriable Kafka error (up to about 10 s). Apps booting together
  * create the same topics at once, and a topic can be listed before its metadata and leaders are served.
@@ -29,6 +43,12 @@ export async function withKafkaRetries<T>(what: string, call: () => Promise<T>):
   }
 }
 
+/**
+ * Creates the topics that do not exist yet, with partitions, replication and min.insync.replicas from config.
+ * Idempotent and safe to run from every replica at boot; an existing topic is left as it is (a partition count or
+ * replication factor that differs from config is logged: shrinking is impossible, growing changes key placement,
+ * and reassigning replicas is an operator's move).
+ */
 export async function ensureTopics(kafka: Kafka, topics: readonly string[], settings: TopicSettings): Promise<void> {
   await withKafkaRetries('topic check', () => ensureTopicsOnce(kafka, topics, settings));
 }
@@ -46,9 +66,16 @@ async function ensureTopicsOnce(kafka: Kafka, topics: readonly string[], setting
           topic,
           numPartitions: settings.partitions,
           replicationFactor: settings.replicationFactor,
+          configEntries:
+            settings.minInsyncReplicas === undefined
+              ? []
+              : [{ name: 'min.insync.replicas', value: String(settings.minInsyncReplicas) }],
         })),
       });
-      logger.log(`created topics ${missing.join(', ')} (${settings.partitions} partitions)`);
+      logger.log(
+        `created topics ${missing.join(', ')} (${settings.partitions} partitions, replication factor ` +
+          `${settings.replicationFactor}${settings.minInsyncReplicas ? `, min.insync.replicas ${settings.minInsyncReplicas}` : ''})`,
+      );
     }
     const present = [...new Set(topics)].filter((t) => existing.has(t));
     if (present.length > 0) {
@@ -57,6 +84,12 @@ async function ensureTopicsOnce(kafka: Kafka, topics: readonly string[], setting
         if (topic.partitions.length !== settings.partitions) {
           logger.warn(
             `topic ${topic.name} has ${topic.partitions.length} partitions, config says ${settings.partitions}`,
+          );
+        }
+        const replicas = Math.min(...topic.partitions.map((p) => p.replicas.length));
+        if (topic.partitions.length > 0 && replicas !== settings.replicationFactor) {
+          logger.warn(
+            `topic ${topic.name} has ${replicas} replicas per partition, config says ${settings.replicationFactor}`,
           );
         }
       }

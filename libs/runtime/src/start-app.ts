@@ -31,9 +31,11 @@ import {
   KafkaEventServer,
   MessagingModule,
   NoInbox,
+  preflightKafka,
   ResolvedConsumer,
   resolveConsumers,
   retryPolicyOf,
+  topicSettingsOf,
   TypeOrmInbox,
 } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
@@ -119,6 +121,8 @@ export async function startApp<S extends ConfigSchema>(
   const settings = config as unknown as RuntimeConfig;
   const logging: LoggerParams = { pinoHttp: { logger } };
   const pinoLogger = new PinoLogger(logging);
+  // Settings that can never reach Kafka (credentials, TLS) stop the boot here, before migrations or listening.
+  await preflightKafka(settings, name);
 
   @Module({})
   class AppRoot {}
@@ -162,7 +166,7 @@ export async function startApp<S extends ConfigSchema>(
         observer: metrics,
         // An app that serves without Kafka also boots without it; its consumers join once the broker answers.
         joinInBackground: definition.kafkaRequiredForReady === false,
-        topics: { partitions: settings.KAFKA_TOPIC_PARTITIONS, replicationFactor: settings.KAFKA_REPLICATION_FACTOR },
+        topics: topicSettingsOf(settings),
         concurrency: consumer.concurrency ?? settings.CONSUMER_CONCURRENCY,
         retry: retryPolicyOf(settings),
         sessionTimeoutMs: settings.CONSUMER_SESSION_TIMEOUT_MS,
