@@ -16,7 +16,7 @@ export async function startBroker(): Promise<void> {
   await run('bash', [script, 'start', '--name', 'test'], { timeout: 120_000 });
 }
 
-/** A plain kafkajs client for assertions, independent of the apps' messaging lib. */
-export function testKafka(clientId = 'e2e-tests'): Kafka {
-  return new Kafka({ clientId, brokers: TEST_KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING });
+/** A plain kafkajs client for assertions, independent of the apps' messaging lib (the test broker by default). */
+export function testKafka(clientId = 'e2e-tests', brokers = TEST_KAFKA_BROKERS): Kafka {
+  return new Kafka({ clientId, brokers: brokers.split(','), logLevel: logLevel.NOTHING });
 }

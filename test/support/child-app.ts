@@ -50,20 +50,15 @@ export class ChildApp {
     };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': by then everything the process printed has been read.
+    child.on('close', (code, signal) => {
       this.exitCode = code;
       this.exitSignal = signal;
       log.end();
     });
     this.child = child;
-    await waitFor(
-      `${this.name} to be ready`,
-      () => {
-        if (this.exitCode !== null || this.exitSignal !== null) throw new Error(`${this.name} exited: ${this.output}`);
-        return this.output.includes(readyText);
-      },
-      { timeoutMs },
-    );
+    await waitFor(`${this.name} to be ready`, () => this.output.includes(readyText) || !this.running, { timeoutMs });
+    if (!this.output.includes(readyText)) throw new Error(`${this.name} exited: ${this.output}`);
   }
 
   /** Everything the process printed since its last start. */

@@ -60,8 +60,8 @@ async function setGroupOffsets(groupId: string, topic: string, at?: StartOffsets
 }
 
 /** High watermarks of a topic now, by partition. */
-export async function topicEnds(topic: string): Promise<Map<number, bigint>> {
-  const admin = testKafka().admin();
+export async function topicEnds(topic: string, kafka: Kafka = testKafka()): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
   await admin.connect();
   try {
     return new Map((await admin.fetchTopicOffsets(topic)).map((end) => [end.partition, BigInt(end.high)]));
@@ -79,8 +79,12 @@ export interface RawMessage {
 }
 
 /** Every message of a topic from offset 0 up to the given ends, read by a plain consumer. */
-export async function readTopic(topic: string, ends: Map<number, bigint>): Promise<RawMessage[]> {
-  const consumer = testKafka().consumer({ groupId: `e2e-reader-${randomUUID()}` });
+export async function readTopic(
+  topic: string,
+  ends: Map<number, bigint>,
+  kafka: Kafka = testKafka(),
+): Promise<RawMessage[]> {
+  const consumer = kafka.consumer({ groupId: `e2e-reader-${randomUUID()}` });
   const pending = new Set([...ends].filter(([, end]) => end > 0n).map(([partition]) => partition));
   const messages: RawMessage[] = [];
   if (pending.size === 0) return messages;

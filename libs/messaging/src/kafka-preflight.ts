@@ -79,7 +79,7 @@ export async function kafkaMisconfiguration(error: unknown, config: KafkaConfig)
   const message = errorMessageOf(error);
   if (errors.some((e) => e.name === 'KafkaJSSASLAuthenticationError')) {
     return (
-      `Kafka at ${brokers} refused the credentials of user "${config.KAFKA_SASL_USERNAME}" ` +
+      `Kafka at ${brokers} refused the credentials of user ${config.KAFKA_SASL_USERNAME} ` +
       `(SASL ${config.KAFKA_SASL_MECHANISM}): check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM (${message})`
     );
   }
