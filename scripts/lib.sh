@@ -61,6 +61,13 @@ ensure_ffmpeg() {
   exit 1
 }
 
+# kubectl, whose `kubectl kustomize` renders deploy/k8s for the manifest checks: Debian's kubernetes-client when missing.
+ensure_kubectl() {
+  apt_install kubernetes-client kubectl && return
+  log "kubectl is needed to render the Kubernetes manifests: install it (apt-get install kubernetes-client)"
+  exit 1
+}
+
 # redis-server and redis-cli: the tests start Redis servers of their own, and `npm start` one when none runs.
 ensure_redis_server() {
   apt_install redis-server redis-server redis-cli && return

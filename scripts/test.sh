@@ -10,6 +10,7 @@ ensure_ffmpeg
 ensure_redis_server
 ensure_redis
 ensure_chromium
+ensure_kubectl
 start_throwaway_kafka test 39092
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"

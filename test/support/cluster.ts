@@ -50,8 +50,9 @@ export class KafkaInstance {
     await this.script('start', '--node', String(node));
   }
 
+  /** Kills every node; data and logs stay under .run/kafka-NAME for a post-mortem until the next start wipes them. */
   async destroy(): Promise<void> {
-    await this.script('reset');
+    await this.script('kill');
   }
 
   kafka(clientId = 'e2e-cluster'): Kafka {

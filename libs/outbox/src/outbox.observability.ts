@@ -3,7 +3,7 @@ import { Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { withDeadline } from '@app/messaging';
 import { MetricsContributor, ReadinessContributor, ReadinessReport, RuntimeContributor } from '@app/runtime';
-import { OutboxRelay, OutboxRelayStatus } from './outbox.relay';
+import { OutboxRelay, OutboxRelayStatus, relayStalled } from './outbox.relay';
 
 const BACKLOG_TIMEOUT_MS = 2000;
 
@@ -48,7 +48,7 @@ export class OutboxObservability implements ReadinessContributor, MetricsContrib
     const relay = this.relay.status();
     try {
       const backlog = await withDeadline('the outbox backlog query', BACKLOG_TIMEOUT_MS, this.backlog());
-      const degraded = relay.failingSince !== null || backlog.parked > 0;
+      const degraded = relayStalled(relay) || backlog.parked > 0;
       return { status: degraded ? 'degraded' : 'up', relay, ...backlog };
     } catch (error) {
       // The database entry says the database is down; this one says the backlog is unknown.

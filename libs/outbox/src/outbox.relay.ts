@@ -45,6 +45,20 @@ export interface OutboxRelayStatus {
   lastPublishedAt: string | null;
   lastError: string | null;
   failingSince: string | null;
+  /**
+   * When the send now waiting for the broker's acknowledgement began; null between sends. A send can wait up to the
+   * request timeout (a leader waiting for replicas that are gone) before it fails and `failingSince` is set.
+   */
+  sendingSince: string | null;
+}
+
+/** A send waiting this long for its acknowledgement makes the relay count as stalled (see `stalled`). */
+export const STALLED_SEND_MS = 5000;
+
+/** Whether the relay cannot publish now: its sends fail, or one has waited too long for the broker. */
+export function relayStalled(status: OutboxRelayStatus, now = Date.now()): boolean {
+  if (status.failingSince !== null) return true;
+  return status.sendingSince !== null && now - Date.parse(status.sendingSince) > STALLED_SEND_MS;
 }
 
 interface Row {
@@ -104,6 +118,7 @@ export class OutboxRelay {
     lastPublishedAt: null,
     lastError: null,
     failingSince: null,
+    sendingSince: null,
   };
 
   constructor(
@@ -297,7 +312,12 @@ export class OutboxRelay {
   /** Sends rows and resolves once the broker acknowledged them all (acks=all); throws without marking otherwise. */
   private async send(rows: Row[]): Promise<void> {
     await this.confirmLeadership();
-    await this.producer.send(rows.map(toRecord));
+    this.state.sendingSince = new Date().toISOString();
+    try {
+      await this.producer.send(rows.map(toRecord));
+    } finally {
+      this.state.sendingSince = null;
+    }
   }
 
   /** Marked only after the broker acked: a crash before this line publishes the rows again, never loses them. */

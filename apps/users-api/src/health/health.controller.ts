@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { OutboxObservability, OutboxRelayStatus } from '@app/outbox';
+import { OutboxObservability, OutboxRelayStatus, relayStalled } from '@app/outbox';
 
 interface Health {
   status: 'ok' | 'degraded' | 'down';
@@ -33,7 +33,7 @@ export class HealthController {
     }
     const relay = this.outbox.relayStatus();
     const status: Health['status'] =
-      database === 'down' ? 'down' : relay.failingSince || (parkedRows ?? 0) > 0 ? 'degraded' : 'ok';
+      database === 'down' ? 'down' : relayStalled(relay) || (parkedRows ?? 0) > 0 ? 'degraded' : 'ok';
     if (status === 'down') response.status(503);
     return { status, database, relay: { ...relay, pending, parkedRows } };
   }
