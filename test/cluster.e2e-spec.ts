@@ -66,6 +66,17 @@ describe('fault suite: a three-broker cluster', () => {
     return { status: response.status, outbox: body.details?.outbox };
   }
 
+  /** A wait that failed says where the events stopped: in the outbox, or in front of the consumer. */
+  async function explained<T>(wait: Promise<T>, userIds: string[]): Promise<T> {
+    try {
+      return await wait;
+    } catch (error) {
+      const published = await publishedCount(db, userIds);
+      const health = await fetch(`${urlOf(mailer)}/health/ready`).then((r) => r.text(), String);
+      throw new Error(`${(error as Error).message}; ${published} outbox rows published; email-service: ${health}`);
+    }
+  }
+
   const parkedRows = async () =>
     (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM users_api.outbox WHERE parked_at IS NOT NULL'))
       .rows[0].n;
@@ -106,9 +117,11 @@ describe('fault suite: a three-broker cluster', () => {
         includeSynonyms: false,
         resources: [{ type: 2, name: 'emails', configNames: ['min.insync.replicas'] }],
       });
+      // Set on the topic by the app (configSource 1: a topic's own config), not inherited from the brokers' default.
       expect(configs.resources[0].configEntries[0]).toMatchObject({
         configName: 'min.insync.replicas',
         configValue: '2',
+        configSource: 1,
       });
     } finally {
       await admin.disconnect();
@@ -147,13 +160,12 @@ describe('fault suite: a three-broker cluster', () => {
 
     const expected = await emailEventIds(db, ids);
     expect(expected).toHaveLength(ids.length);
-    await waitFor(
-      `${expected.length} welcome emails`,
-      () => tally(smtp.received, expected).emails === expected.length,
-      {
+    await explained(
+      waitFor(`${expected.length} welcome emails`, () => tally(smtp.received, expected).emails === expected.length, {
         timeoutMs: 120_000,
         intervalMs: 250,
-      },
+      }),
+      ids,
     );
     await waitFor('the outbox published every row', async () => (await publishedCount(db, ids)) === 2 * ids.length, {
       timeoutMs: 30_000,
@@ -208,13 +220,12 @@ describe('fault suite: a three-broker cluster', () => {
     expect(tally(smtp.received, expected).emails).toBe(0);
 
     await cluster.startNode(down[0]);
-    await waitFor(
-      `${expected.length} welcome emails`,
-      () => tally(smtp.received, expected).emails === expected.length,
-      {
+    await explained(
+      waitFor(`${expected.length} welcome emails`, () => tally(smtp.received, expected).emails === expected.length, {
         timeoutMs: 120_000,
         intervalMs: 250,
-      },
+      }),
+      ids,
     );
     await waitFor(
       'the outbox to drain and readiness to clear',

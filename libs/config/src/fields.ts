@@ -90,6 +90,8 @@ export const consumerEnv = {
   CONSUMER_RETRY_DEADLINE_MS: int(1000, 7 * 24 * 3_600_000).default(3_600_000),
   CONSUMER_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
   CONSUMER_HEARTBEAT_INTERVAL_MS: int(100, 60_000).default(3000),
+  /** A consumer that fetched nothing this long, with no message in hand, is replaced by a new one (0: never). */
+  CONSUMER_STALL_TIMEOUT_MS: int(0, 3_600_000).default(45_000),
   SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(25_000),
 };
 

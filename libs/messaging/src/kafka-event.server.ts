@@ -29,6 +29,7 @@ import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
 import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
+import { withDeadline } from './kafka-monitor';
 
 /**
  * `durable`: a named group shared by the replicas, from the earliest offset on its first start, with retry and
@@ -65,6 +66,12 @@ export interface KafkaEventServerOptions {
   retry: RetryPolicy;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /**
+   * A consumer that has fetched nothing for this long while no batch is being handled is stalled (kafkajs can keep
+   * waiting on a group coordinator that died with its broker) and is replaced by a new one. Idle consumers fetch
+   * about once a second, so only a stuck one goes this long. 0 turns the check off.
+   */
+  stallTimeoutMs?: number;
   maxBytesPerPartition?: number;
   /** Commit at least this often while a batch is being worked through. */
   commitEveryMessages?: number;
@@ -87,6 +94,8 @@ export interface ConsumerStats {
   failed: number;
   /** Fetch requests answered; after the first one following a join, a new group's start offsets are resolved. */
   fetches: number;
+  /** Consumers replaced because they stopped fetching (see stallTimeoutMs). */
+  stalls: number;
 }
 
 /**
@@ -152,6 +161,10 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private restartWait?: { timer: NodeJS.Timeout; resolve: () => void };
   /** joinInBackground: the start still trying; close() waits for it. */
   private backgroundStart?: Promise<void>;
+  /** When the current consumer last fetched (an empty long poll counts), and the batches being handled now. */
+  private lastFetchAt = Date.now();
+  private batchesInFlight = 0;
+  private watchdog?: NodeJS.Timeout;
   readonly stats: ConsumerStats = {
     handled: 0,
     duplicates: 0,
@@ -162,6 +175,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     crashes: 0,
     failed: 0,
     fetches: 0,
+    stalls: 0,
   };
   /** The group id on the broker. */
   readonly groupId: string;
@@ -299,6 +313,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       if (await this.closedWhileStarting()) return;
       this.subscribed = sources;
       this.state = 'consuming';
+      this.startWatchdog(kafka);
       this.log.log(`consuming ${sources.join(', ')} as per-instance group ${this.groupId}, from the latest offset`);
       return;
     }
@@ -311,6 +326,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (await this.closedWhileStarting()) return;
     this.subscribed = topics;
     this.state = 'consuming';
+    this.startWatchdog(kafka);
     this.pruner = startInboxPruning(this.inbox, consumerGroup, retentionHours, this.log);
     this.log.log(
       `consuming ${topics.join(', ')} as group ${consumerGroup}; dead letters go to ${this.deadLetterTopic}`,
@@ -330,11 +346,13 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.stats.groupJoins += 1;
+      if (consumer === this.consumer) this.lastFetchAt = Date.now();
       if (consumer === this.consumer) this.rebalanceSeen = undefined;
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
     });
     consumer.on(consumer.events.FETCH, () => {
       this.stats.fetches += 1;
+      if (consumer === this.consumer) this.lastFetchAt = Date.now();
     });
     consumer.on(consumer.events.REBALANCING, () => {
       if (consumer === this.consumer) this.setMembership({ state: 'rebalancing', reason: 'the group is rebalancing' });
@@ -384,11 +402,43 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     return true;
   }
 
+  /** Replaces a consumer that stopped fetching with nothing to handle (see KafkaEventServerOptions.stallTimeoutMs). */
+  private startWatchdog(kafka: Kafka): void {
+    const limit = this.options.stallTimeoutMs ?? 45_000;
+    if (limit <= 0 || this.watchdog) return;
+    this.lastFetchAt = Date.now();
+    this.watchdog = setInterval(
+      () => {
+        const silentMs = Date.now() - this.lastFetchAt;
+        if (this.closing || this.restarting || this.state !== 'consuming' || this.batchesInFlight > 0) return;
+        if (silentMs <= limit) return;
+        this.stats.stalls += 1;
+        this.log.warn(
+          `consumer stalled: no fetch for ${Math.round(silentMs / 1000)} s and nothing in hand; starting a new one`,
+        );
+        this.setMembership({
+          state: 'disconnected',
+          reason: `stalled: no fetch for ${Math.round(silentMs / 1000)} s; rejoining`,
+        });
+        this.restarting ??= this.restartAfterCrash(kafka, this.subscribed).finally(() => {
+          this.restarting = undefined;
+        });
+      },
+      Math.min(5000, Math.max(100, limit / 3)),
+    );
+    this.watchdog.unref();
+  }
+
   /** A new kafkajs consumer in place of one that crashed for good; retried with backoff until it runs or we close. */
   private async restartAfterCrash(kafka: Kafka, topics: string[]): Promise<void> {
     this.state = 'restarting';
     for (let attempt = 1; !this.closing; attempt++) {
-      await this.consumer?.disconnect().catch(() => undefined);
+      // Bounded: a stalled consumer may never finish leaving; the group drops it after its session timeout.
+      await withDeadline(
+        'disconnecting the old consumer',
+        10_000,
+        this.consumer?.disconnect() ?? Promise.resolve(),
+      ).catch(() => undefined);
       if (this.closing) return;
       try {
         await this.runConsumer(kafka, topics);
@@ -398,7 +448,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
           return;
         }
         this.state = 'consuming';
-        this.log.log(`consumer restarted after a crash (attempt ${attempt})`);
+        this.lastFetchAt = Date.now();
+        this.log.log(`consumer restarted (attempt ${attempt})`);
         return;
       } catch (error) {
         const delay = backoffDelay(this.options.retry, attempt);
@@ -413,6 +464,16 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
 
   /** Works through one partition's batch in order; stops at a message that must wait, commits what was handled. */
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
+    this.batchesInFlight += 1;
+    try {
+      await this.handlePartitionBatch(payload);
+    } finally {
+      this.batchesInFlight -= 1;
+      this.lastFetchAt = Date.now();
+    }
+  }
+
+  private async handlePartitionBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const { topic, partition } = batch;
     const heartbeat = async () => {
@@ -678,6 +739,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.shutdown.abort(new Error('the consumer is shutting down'));
     this.scheduler.close();
     clearInterval(this.pruner);
+    clearInterval(this.watchdog);
     if (this.restartWait) {
       clearTimeout(this.restartWait.timer);
       this.restartWait.resolve();

@@ -171,6 +171,7 @@ export async function startApp<S extends ConfigSchema>(
         retry: retryPolicyOf(settings),
         sessionTimeoutMs: settings.CONSUMER_SESSION_TIMEOUT_MS,
         heartbeatIntervalMs: settings.CONSUMER_HEARTBEAT_INTERVAL_MS,
+        stallTimeoutMs: settings.CONSUMER_STALL_TIMEOUT_MS,
         inboxRetentionHours: consumer.inbox === 'transactional' ? (settings.INBOX_RETENTION_HOURS ?? 0) : 0,
       });
       server.attach({
