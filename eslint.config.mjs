@@ -12,6 +12,8 @@ export default tseslint.config(
       'coverage/**',
       '*.config.js',
       'eslint.config.mjs',
+      // Plain ES modules run as child processes (outside the TypeScript project); prettier still checks them.
+      'test/support/*.mjs',
       'scripts/*.js',
     ],
   },

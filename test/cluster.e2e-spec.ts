@@ -73,7 +73,9 @@ describe('fault suite: a three-broker cluster', () => {
     } catch (error) {
       const published = await publishedCount(db, userIds);
       const health = await fetch(`${urlOf(mailer)}/health/ready`).then((r) => r.text(), String);
-      throw new Error(`${(error as Error).message}; ${published} outbox rows published; email-service: ${health}`);
+      throw new Error(`${(error as Error).message}; ${published} outbox rows published; email-service: ${health}`, {
+        cause: error,
+      });
     }
   }
 
