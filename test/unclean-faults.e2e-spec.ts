@@ -327,6 +327,49 @@ describe('fault suite: unclean faults', () => {
     }
   });
 
+  it("1d. a consumer's fetch answers are lost: the stalled consumer is replaced and the email is sent", async () => {
+    const proxy = new KafkaProxy({ listenPort: brokerPort + 3, targetPort: brokerPort + 2 });
+    await proxy.start();
+    try {
+      const name = await groupAtEnd('lost-fetches');
+      // A request timeout far longer than the test: only the stall check can get the consumer going again.
+      const consumer = await emailService(name, {
+        KAFKA_BROKERS: `127.0.0.1:${brokerPort + 3}`,
+        KAFKA_REQUEST_TIMEOUT_MS: '300000',
+        CONSUMER_STALL_TIMEOUT_MS: '4000',
+        // The stuck member never leaves the group: its replacement joins once the coordinator drops it.
+        CONSUMER_SESSION_TIMEOUT_MS: '10000',
+      });
+      const first = await events.publish(1, 'fetch-ok');
+      await waitFor('the first email', () => tally(smtp.received, [first[0].headers.ce_id]).emails === 1);
+      proxy.dropResponses([1]); // Fetch: the broker answers, the answer never arrives
+      await waitFor('a fetch answer swallowed', () => proxy.stats.droppedResponses > 0, { timeoutMs: 10_000 });
+      const held = await events.publish(1, 'fetch-lost');
+      const healedAt = Date.now();
+      proxy.heal();
+      await waitFor(
+        'the email published while fetches were lost',
+        () => tally(smtp.received, [held[0].headers.ce_id]).emails === 1,
+        {
+          timeoutMs: 45_000,
+        },
+      );
+      const { stalls } = consumer.server.stats;
+      rows.push({
+        scenario: '1d fetch answers lost (consumer stalled)',
+        created: 2,
+        published: 2,
+        ...tally(smtp.received, [first[0].headers.ce_id, held[0].headers.ce_id]),
+        deadLetters: 0,
+        note: `${proxy.stats.droppedResponses} fetch answers dropped; ${stalls} stall(s), consumer replaced; sent ${Date.now() - healedAt} ms after the heal`,
+      });
+      expect(stalls).toBeGreaterThanOrEqual(1);
+      await closeConsumer(consumer);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('2. the relay leader freezes (SIGSTOP): the standby takes over in bounded time; the thawed one stands down', async () => {
     const name = await groupAtEnd('frozen-leader');
     const consumer = await emailService(name);
