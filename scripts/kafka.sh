@@ -17,12 +17,16 @@
 #
 # The broker jars are resolved once from Maven Central into $KAFKA_CACHE_DIR (outside the repo).
 # Each named instance keeps its state under .run/kafka-NAME; `dev` (port 9092) serves `npm start`, `test` (port
-# 39092) serves `npm test`. Topic auto-creation is off: the system creates its own topics.
+# 29092) serves `npm test`. Test and bench ports stay below 32768, out of Linux's ephemeral range: a port there can
+# be taken as the source port of any outgoing connection, and a broker started later could not bind it.
+# Topic auto-creation is off: the system creates its own topics.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/kafka/pom.xml")"
-CACHE_DIR="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-nest}/kafka-$KAFKA_VERSION"
+# Keyed by the pom's content too: a changed dependency list fetches a fresh set of jars.
+POM_HASH="$(sha1sum "$ROOT/scripts/kafka/pom.xml" | cut -c1-8)"
+CACHE_DIR="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-nest}/kafka-$KAFKA_VERSION-$POM_HASH"
 NAME=dev
 PORT=""
 NODES=""
@@ -48,7 +52,7 @@ log() { echo "[kafka:$NAME] $*" >&2; }
 remembered() { if [ -f "$RUN_DIR/$1" ]; then cat "$RUN_DIR/$1"; fi; }
 [ -n "$PORT" ] || PORT="$(remembered port)"
 if [ -z "$PORT" ]; then
-  case "$NAME" in test) PORT=39092 ;; *) PORT=9092 ;; esac
+  case "$NAME" in test) PORT=29092 ;; *) PORT=9092 ;; esac
 fi
 [ -n "$NODES" ] || NODES="$(remembered nodes)"
 NODES="${NODES:-1}"
@@ -74,8 +78,10 @@ fetch() {
   command -v mvn >/dev/null || { log "maven is required to fetch the broker jars"; exit 1; }
   log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $CACHE_DIR"
   mkdir -p "$CACHE_DIR/libs"
-  mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$CACHE_DIR/libs"
+  if ! mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$CACHE_DIR/libs" > "$CACHE_DIR/fetch.log" 2>&1; then
+    log "fetching the broker jars failed:"; cat "$CACHE_DIR/fetch.log" >&2; exit 1
+  fi
   touch "$CACHE_DIR/.complete"
 }
 

@@ -14,7 +14,7 @@ import { waitFor } from './support/wait';
  * SIGKILL, as in a crash; the apps are never restarted unless the scenario is about restarting them.
  */
 describe('fault suite: a three-broker cluster', () => {
-  const cluster = new KafkaInstance('cluster', 39600, 3);
+  const cluster = new KafkaInstance('cluster', 29600, 3);
   const smtp = new SmtpCatcher();
   const rows: FaultRow[] = [];
   const apps: ChildApp[] = [];

@@ -13,7 +13,7 @@ import { waitFor } from './support/wait';
 describe('secured broker (SASL_SSL, SCRAM-SHA-512)', () => {
   const username = 'kafka-nest';
   const password = randomBytes(18).toString('base64url');
-  const broker = new KafkaInstance('secure', 39700, 1, ['--secure'], {
+  const broker = new KafkaInstance('secure', 29700, 1, ['--secure'], {
     KAFKA_SASL_USERNAME: username,
     KAFKA_SASL_PASSWORD: password,
   });

@@ -1,6 +1,6 @@
 /** Settings every e2e suite shares; scripts/test.sh starts the broker and exports KAFKA_BROKERS. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/kafka_nest_test';
-export const TEST_KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:39092';
+export const TEST_KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:29092';
 
 /** Environment for an app under test: the shared test infrastructure plus per-test overrides. */
 export function appEnv(overrides: Record<string, string> = {}): Record<string, string> {
