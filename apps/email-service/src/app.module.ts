@@ -1,7 +1,5 @@
-import { join } from 'node:path';
 import { DynamicModule, Module } from '@nestjs/common';
 import { MailerModule, MailerOptions } from '@nestjs-modules/mailer';
-import { HandlebarsAdapter } from '@nestjs-modules/mailer/adapters/handlebars.adapter';
 import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
 import { InboxRecord } from '@app/messaging';
@@ -50,11 +48,6 @@ export class AppModule {
           useFactory: (cfg: EmailServiceConfig): MailerOptions => ({
             transport: smtpTransport(cfg),
             defaults: { from: cfg.SMTP_FROM } as MailerOptions['defaults'],
-            template: {
-              dir: join(__dirname, 'templates'),
-              adapter: new HandlebarsAdapter(),
-              options: { strict: true },
-            },
           }),
         }),
       ],

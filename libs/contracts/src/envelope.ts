@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { singleLine } from './text';
+
+/**
+ * A correlation id: a token of letters, digits and `. _ : -`, at most 128 long. The HTTP layer takes a caller's
+ * `X-Correlation-Id` only in this form, and a consumer refuses an event whose `correlationid` is not: it travels
+ * into logs and mail headers, where a line break would start a new line or header.
+ */
+export const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * CloudEvents 1.0 structured-mode envelope (JSON value), plus the `correlationid` extension.
@@ -8,12 +16,14 @@ import { z } from 'zod';
 export const EnvelopeSchema = z.object({
   specversion: z.literal('1.0'),
   id: z.uuid(),
-  source: z.string().min(1).max(255),
+  source: singleLine(1, 255),
   type: z.string().regex(/^[a-z][a-z0-9]*(\.[a-z][a-z0-9-]*)*\.v[0-9]+$/, { error: 'must be a versioned type' }),
   time: z.iso.datetime({ offset: true }),
   datacontenttype: z.literal('application/json'),
-  subject: z.string().max(255).optional(),
-  correlationid: z.string().min(1).max(255),
+  subject: singleLine(1, 255).optional(),
+  correlationid: z.string().regex(CORRELATION_ID, {
+    error: 'must be 1 to 128 letters, digits or . _ : - (no spaces or line breaks)',
+  }),
   data: z.unknown(),
 });
 

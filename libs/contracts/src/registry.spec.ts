@@ -68,6 +68,32 @@ describe('event contracts', () => {
     expect(reasonOf(() => parseEvent(value))).toBe(reason);
   });
 
+  const withEnvelope = (change: Record<string, unknown>) =>
+    Buffer.from(
+      JSON.stringify({
+        ...createEnvelope({ type: 'email.requested.v1', source: 'users-api', data: welcome }),
+        ...change,
+      }),
+    );
+
+  it.each([
+    ['a correlation id with CR/LF', { correlationid: 'c-1\r\nBcc: x@y.z' }],
+    ['a correlation id with a space', { correlationid: 'c 1' }],
+    ['a correlation id of 129 characters', { correlationid: 'c'.repeat(129) }],
+    ['a source with a line feed', { source: 'users-api\nx' }],
+    ['a subject with a control character', { subject: 'post\u0007' }],
+    ['an id that is not a UUID', { id: 'x\r\n' }],
+  ])('refuses an envelope with %s, like a bad payload', (_name, change) => {
+    expect(reasonOf(() => parseEvent(withEnvelope(change)))).toBe('invalid-envelope');
+  });
+
+  it('refuses a value that is not valid UTF-8 rather than reading replacement characters', () => {
+    const valid = withEnvelope({});
+    const broken = Buffer.concat([valid.subarray(0, 20), Buffer.from([0xc3, 0x28]), valid.subarray(20)]);
+    expect(reasonOf(() => parseEvent(broken))).toBe('malformed-json');
+    expect(reasonOf(() => parseEvent(valid))).toBe('accepted');
+  });
+
   it('refuses a CR/LF in a field that could reach a mail header', () => {
     expect(
       reasonOf(() => validatePayload('email.requested.v1', { ...welcome, data: { username: 'a\r\nBcc: x@y.z' } })),

@@ -87,13 +87,22 @@ export function validatePayload<T extends EventType>(type: T, data: unknown): Pa
 }
 
 /** Parses a Kafka message value into a validated event envelope of a known type. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export function parseEvent(value: Buffer | string | null): EventOf<EventType> {
   if (value === null || value.length === 0) {
     throw new InvalidEventError('malformed-json', 'message has no value');
   }
+  let text: string;
+  try {
+    // Strict: invalid UTF-8 is refused, not patched with U+FFFD (two different values must not read the same).
+    text = typeof value === 'string' ? value : UTF8.decode(value);
+  } catch {
+    throw new InvalidEventError('malformed-json', `value is not valid UTF-8 (${value.length} bytes)`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     // Not the parser's message: it quotes the value, which a log line must not carry (the dead letter keeps it).
     throw new InvalidEventError('malformed-json', `value is not JSON (${Buffer.byteLength(value)} bytes)`);

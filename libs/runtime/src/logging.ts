@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+import { CORRELATION_ID } from '@app/contracts';
 import { isOperationsPath, serializeError } from '@app/telemetry';
 import type { Logger as Pino } from 'pino';
 import type { PinoLogger } from 'nestjs-pino';
 import { Options, pinoHttp } from 'pino-http';
 
 export const CORRELATION_HEADER = 'x-correlation-id';
-const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The caller's correlation id when it is a safe token, else a new one. */
 export function correlationIdOf(header: string | string[] | undefined): string {

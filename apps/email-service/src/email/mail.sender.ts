@@ -1,13 +1,38 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import Handlebars from 'handlebars';
 import { MailerService } from '@nestjs-modules/mailer';
 import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { EmailRequestedV1, EventOf } from '@app/contracts';
 import { errorMessageOf, EventProducer, withSpan } from '@app/messaging';
 import { classifySmtpError } from './smtp-errors';
 
+/**
+ * Subjects are built in code from the event's values, never by filling placeholders: a username such as
+ * `{{constructor}}` stays that text. (The mailer library fills `{{key}}` in a subject whenever a template context is
+ * passed, so none is: the body is rendered here and handed over as finished HTML.)
+ */
 const SUBJECTS: Record<EmailRequestedV1['template'], (data: EmailRequestedV1['data']) => string> = {
   welcome: (data) => `Welcome, ${data.username}!`,
 };
+
+const TEMPLATES_DIR = join(__dirname, '..', 'templates');
+const compiled = new Map<string, Handlebars.TemplateDelegate>();
+
+/** The email body: a Handlebars template of templates/ with the event's values, HTML-escaped. */
+export function renderBody(template: EmailRequestedV1['template'], data: EmailRequestedV1['data']): string {
+  let render = compiled.get(template);
+  if (!render) {
+    render = Handlebars.compile(readFileSync(join(TEMPLATES_DIR, `${template}.hbs`), 'utf8'), { strict: true });
+    compiled.set(template, render);
+  }
+  return render(data);
+}
+
+export function subjectOf(template: EmailRequestedV1['template'], data: EmailRequestedV1['data']): string {
+  return SUBJECTS[template](data);
+}
 
 /** The domain of SMTP_FROM ("Name <a@b.c>" or "a@b.c"), used for Message-IDs. */
 export function senderDomain(from: string): string {
@@ -37,9 +62,8 @@ export class MailSender {
       await withSpan('smtp send', { 'email.template': template, 'email.message_id': messageId }, () =>
         this.mailer.sendMail({
           to,
-          subject: SUBJECTS[template](data),
-          template,
-          context: data,
+          subject: subjectOf(template, data),
+          html: renderBody(template, data),
           messageId,
           headers: { 'X-Event-Id': event.id, 'X-Correlation-Id': event.correlationid },
         }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { emailAddress, singleLine } from '@app/contracts';
+import { normalizePassword, PASSWORD_MAX, passwordProblems } from './password-policy';
 
 /** POST /users body. Unknown fields (role, isAdmin, id…) are rejected, not ignored. */
 export const RegisterUserBody = z
@@ -11,9 +12,19 @@ export const RegisterUserBody = z
     username: singleLine(3, 32).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, {
       error: 'may contain only letters, digits, dot, dash and underscore, starting with a letter or digit',
     }),
-    password: singleLine(12, 128),
+    // Bounded before the policy runs; the policy counts characters after NFKC normalisation.
+    password: z.string({ error: 'is required and must be a string' }).max(PASSWORD_MAX * 4, {
+      error: `must be at most ${PASSWORD_MAX} characters`,
+    }),
   })
-  .strict();
+  .strict()
+  .superRefine((body, ctx) => {
+    for (const message of passwordProblems(body.password, body)) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message });
+    }
+  })
+  // What is hashed and compared is the normalised form.
+  .transform((body) => ({ ...body, password: normalizePassword(body.password) }));
 
 export type RegisterUserBody = z.infer<typeof RegisterUserBody>;
 
