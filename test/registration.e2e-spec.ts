@@ -108,7 +108,10 @@ describe('registration → welcome email', () => {
 
     const fetched = await fetch(`${url}/users/${body.id}`);
     expect(fetched.status).toBe(200);
-    expect(await fetched.json()).toEqual(body);
+    // Anyone may read the public profile; the email address went to its owner only, in the 201.
+    expect(await fetched.json()).toEqual({ id: body.id, username: body.username, createdAt: body.createdAt });
+    expect(fetched.headers.get('cache-control')).toBe('no-store');
+    expect(response.headers.get('cache-control')).toBe('no-store');
   });
 
   it('stores the password as argon2id with OWASP parameters, never in an event', async () => {
@@ -219,7 +222,10 @@ describe('registration → welcome email', () => {
     expect(await missing.json()).toMatchObject({ code: 'USER.NOT_FOUND' });
     const malformed = await fetch(`${url}/users/not-a-uuid`);
     expect(malformed.status).toBe(400);
-    expect(await malformed.json()).toMatchObject({ code: 'VALIDATION.FAILED' });
+    expect(await malformed.json()).toMatchObject({
+      code: 'VALIDATION.FAILED',
+      errors: [{ field: 'id', message: 'must be a UUID' }],
+    });
   });
 
   it('with two users-api replicas one relay is active; the other takes over when it stops', async () => {

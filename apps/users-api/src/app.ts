@@ -9,4 +9,6 @@ export const usersApiApp = defineApp({
   module: (config) => AppModule.register(config),
   // Registrations go on while Kafka is away: the outbox holds their events. A lost broker degrades, not fails, ready.
   kafkaRequiredForReady: false,
+  // The upload streams its multipart body to media storage, with its own size, type and time limits.
+  streamedBodies: [{ method: 'POST', path: /^\/videos\/?$/ }],
 });

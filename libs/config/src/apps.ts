@@ -134,7 +134,10 @@ export type KafkaConfig = Pick<UsersApiConfig, keyof typeof kafkaEnv>;
 export type DatabaseConfig = Pick<UsersApiConfig, keyof typeof databaseEnv>;
 export type ConsumerConfig = Pick<EmailServiceConfig, keyof typeof consumerEnv>;
 export type InboxConfig = Pick<EmailServiceConfig, keyof typeof inboxEnv>;
-export type HttpConfig = Pick<EmailServiceConfig, 'PORT' | 'HOST' | 'HTTP_REQUEST_TIMEOUT_MS'>;
+export type HttpConfig = Pick<
+  EmailServiceConfig,
+  'PORT' | 'HOST' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_BODY_TIMEOUT_MS' | 'HTTP_HEADERS_TIMEOUT_MS'
+>;
 export type MediaConfig = { MEDIA_DIR: string };
 export type VideoProcessorConfig = z.infer<typeof videoProcessorConfigSchema>;
 export type CacheInvalidatorConfig = z.infer<typeof cacheInvalidatorConfigSchema>;

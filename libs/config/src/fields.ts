@@ -101,10 +101,13 @@ export function httpEnv(defaultPort: number) {
     PORT: int(0, 65535).default(defaultPort),
     HOST: z.string().min(1).default('127.0.0.1'),
     /**
-     * Longest a whole request may take, body included — a large upload over a slow link needs minutes. Headers
-     * must still arrive within 60 s whatever this says.
+     * Longest a whole request may take, body included — a large upload over a slow link needs minutes.
      */
     HTTP_REQUEST_TIMEOUT_MS: int(1000, 6 * 3_600_000).default(1_800_000),
+    /** A JSON request's body must arrive whole within this, or the answer is 408 (uploads have the limit above). */
+    HTTP_BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
+    /** A request's headers must arrive within this (Node checks about every 30 s, so it bounds, not times, it). */
+    HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000).default(20_000),
   };
 }
 

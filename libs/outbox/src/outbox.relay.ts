@@ -56,7 +56,10 @@ export interface OutboxRelayStatus {
 export const STALLED_SEND_MS = 5000;
 
 /** Whether the relay cannot publish now: its sends fail, or one has waited too long for the broker. */
-export function relayStalled(status: OutboxRelayStatus, now = Date.now()): boolean {
+export function relayStalled(
+  status: Pick<OutboxRelayStatus, 'failingSince' | 'sendingSince'>,
+  now = Date.now(),
+): boolean {
   if (status.failingSince !== null) return true;
   return status.sendingSince !== null && now - Date.parse(status.sendingSince) > STALLED_SEND_MS;
 }

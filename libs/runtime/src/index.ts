@@ -5,3 +5,4 @@ export * from './health.controller';
 export * from './runtime.module';
 export * from './start-app';
 export * from './logging';
+export * from './http-boundary';

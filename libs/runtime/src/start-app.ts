@@ -39,7 +39,16 @@ import {
   TypeOrmInbox,
 } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
+import { json } from 'express';
 import { requestLogging } from './logging';
+import {
+  bodyDeadline,
+  endUnreadBodies,
+  requireJsonBodies,
+  securityHeaders,
+  StreamedBodyRoute,
+  strictUtf8,
+} from './http-boundary';
 import { RuntimeModule } from './runtime.module';
 import { RuntimeMetrics } from './runtime-metrics';
 import type { Kafka } from 'kafkajs';
@@ -65,6 +74,8 @@ export interface AppDefinition<S extends ConfigSchema = ConfigSchema> {
   module(config: z.infer<S>): DynamicModule;
   /** Largest JSON body accepted (default 16kb). */
   jsonLimit?: string;
+  /** Routes that stream their body themselves (uploads): exempt from the JSON-only rule and the body deadline. */
+  streamedBodies?: StreamedBodyRoute[];
   /** See RuntimeOptions.kafkaRequiredForReady (default true). */
   kafkaRequiredForReady?: boolean;
   /** Cross-origin reads the app allows (none unless given). */
@@ -136,8 +147,9 @@ export async function startApp<S extends ConfigSchema>(
         RuntimeModule.forRoot({ app: name, kafkaRequiredForReady: definition.kafkaRequiredForReady ?? true }),
       ],
     },
-    // Nest's own lines (and every `new Logger(context)`) go through pino from the first one on.
-    { logger: new NestPinoLogger(pinoLogger, logging) },
+    // Nest's own lines (and every `new Logger(context)`) go through pino from the first one on. Nest's default body
+    // parsers (JSON and URL-encoded forms, any charset) are off: the one below takes JSON in UTF-8 only.
+    { logger: new NestPinoLogger(pinoLogger, logging), bodyParser: false },
   );
   try {
     // Every controller Nest instantiated, however its module was imported; validated before anything consumes.
@@ -152,8 +164,16 @@ export async function startApp<S extends ConfigSchema>(
     app.use(requests.log);
     const metrics = app.get(RuntimeMetrics);
     app.use(metrics.httpMiddleware());
+    app.use(securityHeaders());
+    app.use(endUnreadBodies());
     if (definition.cors) app.enableCors(definition.cors(config));
-    app.useBodyParser('json', { limit: definition.jsonLimit ?? '16kb' });
+    const boundary = {
+      bodyTimeoutMs: settings.HTTP_BODY_TIMEOUT_MS,
+      streamedBodies: definition.streamedBodies ?? [],
+    };
+    app.use(requireJsonBodies(boundary));
+    app.use(bodyDeadline(boundary));
+    app.use(json({ limit: definition.jsonLimit ?? '16kb', verify: strictUtf8 }));
     app.use(requests.bind);
 
     const registry = app.get(ConsumerServers);
@@ -189,7 +209,7 @@ export async function startApp<S extends ConfigSchema>(
     const http: Server = app.getHttpServer();
     // Node checks open requests every 30 s, and only while the headers timeout is not the longer of the two.
     http.requestTimeout = settings.HTTP_REQUEST_TIMEOUT_MS;
-    http.headersTimeout = Math.min(http.headersTimeout, settings.HTTP_REQUEST_TIMEOUT_MS);
+    http.headersTimeout = Math.min(settings.HTTP_HEADERS_TIMEOUT_MS, settings.HTTP_REQUEST_TIMEOUT_MS);
     await app.startAllMicroservices();
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
     return { app, servers, server: servers[0], url };

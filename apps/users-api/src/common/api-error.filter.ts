@@ -47,6 +47,14 @@ export class ApiErrorFilter implements ExceptionFilter {
       if (statusCode === 400 && cause?.type === 'entity.parse.failed') {
         return { statusCode, code: 'REQUEST.MALFORMED_JSON', message: 'Request body is not valid JSON' };
       }
+      if (statusCode === 429) {
+        // The throttler's own text names its class; the answer says what to do.
+        return {
+          statusCode,
+          code: HTTP_CODES[429],
+          message: 'Too many requests from this address; try again in a minute',
+        };
+      }
       return { statusCode, code: HTTP_CODES[statusCode] ?? `HTTP.${statusCode}`, message: exception.message };
     }
     // body-parser errors that reach the filter without an HttpException wrapper.

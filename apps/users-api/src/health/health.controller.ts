@@ -6,7 +6,8 @@ interface Health {
   status: 'ok' | 'degraded' | 'down';
   database: 'up' | 'down';
   /** pending: not yet published (parked rows included); parked: rows the broker refused, waiting for an operator. */
-  relay: OutboxRelayStatus & { pending: number | null; parkedRows: number | null };
+  /** The relay's state without its last error, whose text can name hosts: operators read it on /health/ready. */
+  relay: Omit<OutboxRelayStatus, 'lastError'> & { pending: number | null; parkedRows: number | null };
 }
 
 /**
@@ -31,9 +32,10 @@ export class HealthController {
     } catch {
       database = 'down';
     }
-    const relay = this.outbox.relayStatus();
+    const full = this.outbox.relayStatus();
+    const { lastError: _detail, ...relay } = full;
     const status: Health['status'] =
-      database === 'down' ? 'down' : relayStalled(relay) || (parkedRows ?? 0) > 0 ? 'degraded' : 'ok';
+      database === 'down' ? 'down' : relayStalled(full) || (parkedRows ?? 0) > 0 ? 'degraded' : 'ok';
     if (status === 'down') response.status(503);
     return { status, database, relay: { ...relay, pending, parkedRows } };
   }

@@ -1,15 +1,17 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Param, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { RegisterUserBody, UserIdParam, UserResponse } from './users.schemas';
+import { PublicUserResponse, RegisterUserBody, UserIdParam, UserResponse } from './users.schemas';
 import { UsersService } from './users.service';
 import { CorrelationId } from '@app/runtime';
 
+/** Answers about people are never stored by browsers or shared caches (Cache-Control: no-store on each route). */
 @Controller('users')
 export class UsersController {
   constructor(private readonly users: UsersService) {}
 
   @Post()
   @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
   async register(
     @Body({ schema: RegisterUserBody }) body: RegisterUserBody,
     @CorrelationId() correlationId: string,
@@ -21,7 +23,8 @@ export class UsersController {
   }
 
   @Get(':id')
-  findOne(@Param('id', { schema: UserIdParam }) id: string): Promise<UserResponse> {
+  @Header('Cache-Control', 'no-store')
+  findOne(@Param('id', { schema: UserIdParam }) id: string): Promise<PublicUserResponse> {
     return this.users.findById(id);
   }
 }

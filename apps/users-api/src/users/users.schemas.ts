@@ -30,9 +30,13 @@ export type RegisterUserBody = z.infer<typeof RegisterUserBody>;
 
 export const UserIdParam = z.uuid({ error: 'must be a UUID' });
 
+/** The account as its owner sees it, right after registering: the only answer that carries the email address. */
 export interface UserResponse {
   id: string;
   email: string;
   username: string;
   createdAt: string;
 }
+
+/** What anyone may read about a user: no email address or other personal data. */
+export type PublicUserResponse = Omit<UserResponse, 'email'>;

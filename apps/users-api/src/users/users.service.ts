@@ -6,7 +6,7 @@ import { pgErrorOf, PgErrorCode } from '@app/database';
 import { OutboxWriter } from '@app/outbox';
 import { ConflictError, NotFoundError } from '../common/app-error';
 import { User } from './user.entity';
-import { RegisterUserBody, UserResponse } from './users.schemas';
+import { PublicUserResponse, RegisterUserBody, UserResponse } from './users.schemas';
 
 /** OWASP's minimum argon2id parameters: 19 MiB, 2 iterations, 1 lane. */
 const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 } as const;
@@ -60,10 +60,12 @@ export class UsersService {
     }
   }
 
-  async findById(id: string): Promise<UserResponse> {
+  /** The public profile: id, username, createdAt. The email address stays with its owner. */
+  async findById(id: string): Promise<PublicUserResponse> {
     const user = await this.dataSource.getRepository(User).findOneBy({ id });
     if (!user) throw new NotFoundError('USER.NOT_FOUND', `No user with id ${id}`);
-    return toResponse(user);
+    const { email: _email, ...profile } = toResponse(user);
+    return profile;
   }
 
   private mapConflict(error: unknown): unknown {

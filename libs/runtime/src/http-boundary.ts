@@ -1,0 +1,134 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseContentType } from 'content-type';
+import helmet from 'helmet';
+
+type Middleware = (request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void;
+
+/** A route whose body the app streams itself (a multipart upload), with its own type, size and time limits. */
+export interface StreamedBodyRoute {
+  method: string;
+  path: RegExp;
+}
+
+export interface HttpBoundaryOptions {
+  /** Longest the body of a JSON request may take to arrive, from its first byte of headers. */
+  bodyTimeoutMs: number;
+  streamedBodies: readonly StreamedBodyRoute[];
+}
+
+/** The error shape every app answers with: status, a stable code, a sentence. */
+function refuse(response: ServerResponse, statusCode: number, code: string, message: string): void {
+  if (response.headersSent) return;
+  // The rest of the body is not read: the connection ends with this answer (see endUnreadBodies).
+  response.setHeader('Connection', 'close');
+  response.statusCode = statusCode;
+  response.setHeader('Content-Type', 'application/json; charset=utf-8');
+  response.end(JSON.stringify({ statusCode, code, message }));
+}
+
+const hasBody = (request: IncomingMessage) =>
+  request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+
+const pathOf = (request: IncomingMessage) => (request.url ?? '/').split('?')[0];
+
+function streamed(request: IncomingMessage, routes: readonly StreamedBodyRoute[]): boolean {
+  return routes.some((route) => route.method === request.method && route.path.test(pathOf(request)));
+}
+
+/**
+ * When an answer goes out before the request's body was read to its end (a 413, 415 or 408, a route that ignores
+ * the body), the connection is closed rather than drained: a client cannot make the server read a 100 MB body it
+ * already refused.
+ */
+export function endUnreadBodies(): Middleware {
+  return (request, response, next) => {
+    response.on('finish', () => {
+      if (!request.complete) request.destroy();
+    });
+    next();
+  };
+}
+
+/**
+ * Only JSON in UTF-8: a request with a body must declare `application/json`, with charset utf-8 or none; anything
+ * else is 415 before a byte of it is parsed. Form posts (which any web page can send cross-origin without a
+ * preflight) and other charsets (UTF-7 smuggles quotes past filters that read raw bytes) never reach a handler.
+ * Streamed routes (uploads) check their own types.
+ */
+export function requireJsonBodies(options: HttpBoundaryOptions): Middleware {
+  return (request, response, next) => {
+    if (!hasBody(request) || streamed(request, options.streamedBodies)) return next();
+    const header = request.headers['content-type'];
+    let accepted: boolean;
+    try {
+      const { type, parameters } = parseContentType(header ?? '');
+      const charset = parameters.charset?.toLowerCase();
+      accepted = type === 'application/json' && (charset === undefined || charset === 'utf-8');
+    } catch {
+      accepted = false;
+    }
+    if (!accepted) {
+      refuse(
+        response,
+        415,
+        'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+        `Send the body as application/json in UTF-8 (got ${header ? JSON.stringify(header.slice(0, 100)) : 'no Content-Type'})`,
+      );
+      return;
+    }
+    next();
+  };
+}
+
+/**
+ * A JSON body must arrive whole within the deadline (a client trickling a byte a second holds a connection for
+ * nothing); past it the answer is 408 and the connection ends. Streamed routes have the server's request timeout.
+ */
+export function bodyDeadline(options: HttpBoundaryOptions): Middleware {
+  return (request, response, next) => {
+    if (!hasBody(request) || streamed(request, options.streamedBodies) || request.complete) return next();
+    const timer = setTimeout(() => {
+      if (request.complete) return;
+      refuse(response, 408, 'REQUEST.TIMEOUT', `The request body did not arrive within ${options.bodyTimeoutMs} ms`);
+      request.destroy();
+    }, options.bodyTimeoutMs);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    request.once('end', clear);
+    request.once('close', clear);
+    response.once('finish', clear);
+    next();
+  };
+}
+
+/**
+ * Security headers, configured once for every app (helmet): no `X-Powered-By`, `nosniff`, no framing, no referrer
+ * leak, HSTS, and a Content-Security-Policy that allows nothing — right for JSON; the HTML pages (the console, the
+ * API documents) set their own, stricter-than-default policy on their routes.
+ */
+export function securityHeaders(): Middleware {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { 'default-src': ["'none'"], 'frame-ancestors': ["'none'"], 'base-uri': ["'none'"] },
+    },
+    crossOriginResourcePolicy: { policy: 'same-site' },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The JSON parser's check: a body that is not valid UTF-8 is refused (400), not read with replacement characters. */
+export function strictUtf8(_request: IncomingMessage, _response: ServerResponse, body: Buffer): void {
+  try {
+    UTF8.decode(body);
+  } catch {
+    throw Object.assign(new Error('Request body is not valid UTF-8'), {
+      status: 400,
+      expose: true,
+      type: 'encoding.invalid',
+    });
+  }
+}
