@@ -394,12 +394,13 @@ describe('videos: upload, work queue, renditions', () => {
   });
 
   it('ffmpeg timing out is retried, then the video fails after the last attempt, once, leaving no partial output', async () => {
-    const long = await makeVideo(`slow-${suffix}`, { seconds: 60, size: '480x360' });
-    await startProcessor({ FFMPEG_TIMEOUT_MS: '1500', CONSUMER_MAX_ATTEMPTS: '2' });
+    // Far more work than the timeout allows on any machine: 2 minutes at 640x480 against 1 s.
+    const long = await makeVideo(`slow-${suffix}`, { seconds: 120, size: '640x480' });
+    await startProcessor({ FFMPEG_TIMEOUT_MS: '1000', CONSUMER_MAX_ATTEMPTS: '2' });
     const { id } = await submit(long);
     const video = await settled(id, 120_000);
     expect(video.status).toBe('failed');
-    expect(video.error).toMatch(/gave up after 2 attempt\(s\): ffmpeg ran past 1500 ms/);
+    expect(video.error).toMatch(/gave up after 2 attempt\(s\): ffmpeg ran past 1000 ms/);
     expect(video.attempts).toBe(2);
     expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.failed.v1']);
     const left = existsSync(join(mediaDir, 'videos', id)) ? readdirSync(join(mediaDir, 'videos', id)) : [];
