@@ -13,6 +13,8 @@ export interface StreamedBodyRoute {
 export interface HttpBoundaryOptions {
   /** Longest the body of a JSON request may take to arrive, from its first byte of headers. */
   bodyTimeoutMs: number;
+  /** Largest JSON body, in bytes. */
+  jsonLimitBytes: number;
   streamedBodies: readonly StreamedBodyRoute[];
 }
 
@@ -76,6 +78,13 @@ export function requireJsonBodies(options: HttpBoundaryOptions): Middleware {
       );
       return;
     }
+    // Refused on its declared length, before a byte is read (the JSON parser reads a refused body to its end first).
+    const limit = options.jsonLimitBytes;
+    const tooLarge = () =>
+      refuse(response, 413, 'REQUEST.TOO_LARGE', `The body is larger than the ${limit} bytes this route accepts`);
+    if (Number(request.headers['content-length'] ?? 0) > limit) return tooLarge();
+    // Without a declared length (chunked), the parser stops keeping bytes at the limit, and the body deadline ends
+    // the connection if the sender goes on.
     next();
   };
 }

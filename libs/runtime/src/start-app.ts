@@ -72,8 +72,8 @@ export interface AppDefinition<S extends ConfigSchema = ConfigSchema> {
    * runtime. Its `@EventConsumer` controllers decide what the app consumes.
    */
   module(config: z.infer<S>): DynamicModule;
-  /** Largest JSON body accepted (default 16kb). */
-  jsonLimit?: string;
+  /** Largest JSON body accepted, in bytes (default 16 KiB). */
+  jsonLimitBytes?: number;
   /** Routes that stream their body themselves (uploads): exempt from the JSON-only rule and the body deadline. */
   streamedBodies?: StreamedBodyRoute[];
   /** See RuntimeOptions.kafkaRequiredForReady (default true). */
@@ -169,11 +169,12 @@ export async function startApp<S extends ConfigSchema>(
     if (definition.cors) app.enableCors(definition.cors(config));
     const boundary = {
       bodyTimeoutMs: settings.HTTP_BODY_TIMEOUT_MS,
+      jsonLimitBytes: definition.jsonLimitBytes ?? 16 * 1024,
       streamedBodies: definition.streamedBodies ?? [],
     };
     app.use(requireJsonBodies(boundary));
     app.use(bodyDeadline(boundary));
-    app.use(json({ limit: definition.jsonLimit ?? '16kb', verify: strictUtf8 }));
+    app.use(json({ limit: boundary.jsonLimitBytes, verify: strictUtf8 }));
     app.use(requests.bind);
 
     const registry = app.get(ConsumerServers);
