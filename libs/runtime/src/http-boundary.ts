@@ -129,15 +129,19 @@ export function securityHeaders(): Middleware {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The JSON parser's check: a body that is not valid UTF-8 is refused (400), not read with replacement characters. */
-export function strictUtf8(_request: IncomingMessage, _response: ServerResponse, body: Buffer): void {
-  try {
-    UTF8.decode(body);
-  } catch {
-    throw Object.assign(new Error('Request body is not valid UTF-8'), {
-      status: 400,
-      expose: true,
-      type: 'encoding.invalid',
-    });
+/**
+ * After the JSON parser: a body that is not valid UTF-8 is refused (400), not read with replacement characters (the
+ * app is created with `rawBody`, so the parsed body's bytes are at hand).
+ */
+export function strictUtf8(request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void): void {
+  const raw = (request as IncomingMessage & { rawBody?: Buffer }).rawBody;
+  if (raw) {
+    try {
+      UTF8.decode(raw);
+    } catch {
+      refuse(response, 400, 'REQUEST.BAD', 'Request body is not valid UTF-8');
+      return;
+    }
   }
+  next();
 }

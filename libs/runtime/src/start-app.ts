@@ -39,7 +39,6 @@ import {
   TypeOrmInbox,
 } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
-import { json } from 'express';
 import { requestLogging } from './logging';
 import {
   bodyDeadline,
@@ -149,7 +148,8 @@ export async function startApp<S extends ConfigSchema>(
     },
     // Nest's own lines (and every `new Logger(context)`) go through pino from the first one on. Nest's default body
     // parsers (JSON and URL-encoded forms, any charset) are off: the one below takes JSON in UTF-8 only.
-    { logger: new NestPinoLogger(pinoLogger, logging), bodyParser: false },
+    // rawBody keeps the bytes of a parsed body, which strictUtf8 checks.
+    { logger: new NestPinoLogger(pinoLogger, logging), bodyParser: false, rawBody: true },
   );
   try {
     // Every controller Nest instantiated, however its module was imported; validated before anything consumes.
@@ -174,7 +174,8 @@ export async function startApp<S extends ConfigSchema>(
     };
     app.use(requireJsonBodies(boundary));
     app.use(bodyDeadline(boundary));
-    app.use(json({ limit: boundary.jsonLimitBytes, verify: strictUtf8 }));
+    app.useBodyParser('json', { limit: boundary.jsonLimitBytes });
+    app.use(strictUtf8);
     app.use(requests.bind);
 
     const registry = app.get(ConsumerServers);
