@@ -1,15 +1,18 @@
 /** What a failed kafkajs call says: the record itself was refused, the broker was not reached, or neither. */
 
-interface KafkaLikeError {
+export interface KafkaLikeError {
   name?: string;
   type?: string;
+  /** Node's code of a socket or TLS error (ECONNREFUSED, SELF_SIGNED_CERT_IN_CHAIN). */
+  code?: string;
+  message?: string;
   retriable?: boolean;
   cause?: unknown;
   originalError?: unknown;
 }
 
 /** The error and the errors it wraps (kafkajs nests them in `cause` and `originalError`). */
-function chain(error: unknown): KafkaLikeError[] {
+export function errorChain(error: unknown): KafkaLikeError[] {
   const found: KafkaLikeError[] = [];
   let current: unknown = error;
   while (current && typeof current === 'object' && found.length < 10) {
@@ -33,12 +36,12 @@ const ROW_REJECTIONS = new Set([
 ]);
 
 export function isRecordRejected(error: unknown): boolean {
-  return chain(error).some((e) => e.type !== undefined && ROW_REJECTIONS.has(e.type));
+  return errorChain(error).some((e) => e.type !== undefined && ROW_REJECTIONS.has(e.type));
 }
 
 /** The broker does not know the topic (deleted, or never created). */
 export function isUnknownTopic(error: unknown): boolean {
-  return chain(error).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION');
+  return errorChain(error).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION');
 }
 
 /** The broker could not be reached or did not answer in time: nothing can be learned about single rows. */
@@ -50,7 +53,7 @@ const UNREACHABLE = new Set([
 ]);
 
 export function isBrokerUnreachable(error: unknown): boolean {
-  return chain(error).some((e) => e.name !== undefined && UNREACHABLE.has(e.name));
+  return errorChain(error).some((e) => e.name !== undefined && UNREACHABLE.has(e.name));
 }
 
 /** The group is rebalancing (or moved on to a new generation): the member must rejoin before it goes on. */
@@ -62,5 +65,5 @@ const REBALANCING = new Set([
 ]);
 
 export function isRebalancing(error: unknown): boolean {
-  return chain(error).some((e) => e.type !== undefined && REBALANCING.has(e.type));
+  return errorChain(error).some((e) => e.type !== undefined && REBALANCING.has(e.type));
 }

@@ -4,6 +4,7 @@ import type { KafkaConfig } from '@app/config';
 import { logLevel } from 'kafkajs';
 import { createKafka } from './kafka.factory';
 import { errorMessageOf } from './errors';
+import { errorChain } from './kafka-errors';
 
 /**
  * The Kafka settings cannot work: wrong credentials, TLS against a plaintext listener or the other way round, a
@@ -12,24 +13,6 @@ import { errorMessageOf } from './errors';
  */
 export class KafkaMisconfiguredError extends Error {
   override readonly name = 'KafkaMisconfiguredError';
-}
-
-interface ErrorLike {
-  name?: string;
-  code?: string;
-  message?: string;
-  cause?: unknown;
-  originalError?: unknown;
-}
-
-function chain(error: unknown): ErrorLike[] {
-  const found: ErrorLike[] = [];
-  let current: unknown = error;
-  while (current && typeof current === 'object' && found.length < 10) {
-    found.push(current);
-    current = (current as ErrorLike).cause ?? (current as ErrorLike).originalError;
-  }
-  return found;
 }
 
 /** Node's codes for a certificate the client does not accept. */
@@ -74,7 +57,7 @@ function probeTls(broker: string, timeoutMs: number): Promise<'tls' | 'not-tls' 
  * down, slow or restarting), which the callers' own retries handle.
  */
 export async function kafkaMisconfiguration(error: unknown, config: KafkaConfig): Promise<string | undefined> {
-  const errors = chain(error);
+  const errors = errorChain(error);
   const brokers = config.KAFKA_BROKERS.join(',');
   const message = errorMessageOf(error);
   if (errors.some((e) => e.name === 'KafkaJSSASLAuthenticationError')) {
