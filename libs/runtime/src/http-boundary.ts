@@ -37,15 +37,33 @@ function streamed(request: IncomingMessage, routes: readonly StreamedBodyRoute[]
   return routes.some((route) => route.method === request.method && route.path.test(pathOf(request)));
 }
 
+/** After an early answer, how much more of a refused body is read and dropped, and for how long, before the cut. */
+const DRAIN_BYTES = 1024 * 1024;
+const DRAIN_MS = 2000;
+
 /**
- * When an answer goes out before the request's body was read to its end (a 413, 415 or 408, a route that ignores
- * the body), the connection is closed rather than drained: a client cannot make the server read a 100 MB body it
- * already refused.
+ * When an answer goes out before the request's body was read to its end (a 413, 415 or 408, an upload refused by
+ * its content), the rest is read and dropped for a moment — a client still sending gets to read the answer instead
+ * of a connection reset — and the connection is cut after 1 MiB or 2 s: a client cannot make the server read a
+ * 100 MB body it already refused.
  */
 export function endUnreadBodies(): Middleware {
   return (request, response, next) => {
     response.on('finish', () => {
-      if (!request.complete) request.destroy();
+      if (request.complete || request.destroyed) return;
+      let drained = 0;
+      const cut = () => {
+        clearTimeout(timer);
+        if (!request.complete) request.destroy();
+      };
+      const timer = setTimeout(cut, DRAIN_MS);
+      timer.unref();
+      request.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > DRAIN_BYTES) cut();
+      });
+      request.once('end', () => clearTimeout(timer));
+      request.resume();
     });
     next();
   };
