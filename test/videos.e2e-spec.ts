@@ -188,7 +188,8 @@ describe('videos: upload, work queue, renditions', () => {
   });
 
   it('shows progress rising while a longer video is processed', async () => {
-    const long = await makeVideo(`long-${suffix}`, { seconds: 40, size: '480x360' });
+    // Long enough to take several seconds on a fast machine (progress is published at most once a second).
+    const long = await makeVideo(`long-${suffix}`, { seconds: 150, size: '640x480' });
     await startProcessor();
     const { id } = await submit(long);
     const seen: number[] = [];
