@@ -226,7 +226,7 @@ describe('fault suite: registration → email', () => {
       body: JSON.stringify({
         email: first.email,
         username: `s4-${randomUUID().slice(0, 8)}`,
-        password: 'x'.repeat(16),
+        password: 'correct horse battery staple',
       }),
     });
     expect(response.status).toBe(409);

@@ -188,8 +188,9 @@ describe('videos: upload, work queue, renditions', () => {
   });
 
   it('shows progress rising while a longer video is processed', async () => {
-    // Long enough to take several seconds on a fast machine (progress is published at most once a second).
-    const long = await makeVideo(`long-${suffix}`, { seconds: 150, size: '640x480' });
+    // About 5 s of transcoding on a fast idle core (progress is published at most once a second); 35 MB, under the
+    // 40 MB limit this suite sets.
+    const long = await makeVideo(`long-${suffix}`, { seconds: 120, size: '640x480' });
     await startProcessor();
     const { id } = await submit(long);
     const seen: number[] = [];
