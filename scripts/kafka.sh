@@ -58,8 +58,9 @@ fi
 NODES="${NODES:-1}"
 [ -n "$SECURE" ] || SECURE="$(remembered secure)"
 case "$NODES" in [1-9]) ;; *) log "--nodes must be 1 to 9 (got '$NODES')"; exit 2 ;; esac
-if [ -n "$ONLY_NODE" ] && { [ "$ONLY_NODE" -lt 1 ] 2>/dev/null || [ "$ONLY_NODE" -gt "$NODES" ]; }; then
-  log "--node must be 1 to $NODES (got '$ONLY_NODE')"; exit 2
+if [ -n "$ONLY_NODE" ]; then
+  case "$ONLY_NODE" in [1-9]) ;; *) log "--node must be 1 to $NODES (got '$ONLY_NODE')"; exit 2 ;; esac
+  if [ "$ONLY_NODE" -gt "$NODES" ]; then log "--node must be 1 to $NODES (got '$ONLY_NODE')"; exit 2; fi
 fi
 
 # Node I's ports: client, controller, a second listener for fault tests (it listens on +2 but advertises +3, where a
@@ -189,7 +190,7 @@ format() {
     : "${KAFKA_SASL_PASSWORD:?--secure needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD in the environment}"
     scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USERNAME,password=$KAFKA_SASL_PASSWORD]")
   fi
-  if ! "${JAVA_ARGS[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
+  if ! "${JAVA_ARGS[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" ${scram[@]+"${scram[@]}"} \
     > "$dir/format.log" 2>&1; then
     log "formatting node $node failed:"; cat "$dir/format.log" >&2; exit 1
   fi
@@ -226,6 +227,10 @@ start() {
   if [ -f "$RUN_DIR/nodes" ] && [ "$(cat "$RUN_DIR/nodes")" != "$NODES" ]; then
     log "this instance has $(cat "$RUN_DIR/nodes") nodes; reset it to change that"; exit 1
   fi
+  if [ "$SECURE" = 1 ] && [ -f "$RUN_DIR/nodes" ] && [ ! -f "$RUN_DIR/secure" ]; then
+    log "this instance was created without --secure (its SCRAM user is made when the data is formatted); reset it first"
+    exit 1
+  fi
   echo "$NODES" > "$RUN_DIR/nodes"; echo "$PORT" > "$RUN_DIR/port"
   if [ "$SECURE" = 1 ]; then echo 1 > "$RUN_DIR/secure"; make_tls; fi
   local node
@@ -250,7 +255,7 @@ stop() {
   local node pids=()
   # In parallel: a clean shutdown of the last nodes waits for a controller quorum that the first ones took away.
   for node in $(selected_nodes); do stop_node "$node" "$1" & pids+=($!); done
-  for pid in "${pids[@]}"; do wait "$pid"; done
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
 }
 
 status() {

@@ -10,5 +10,5 @@ export const usersApiApp = defineApp({
   // Registrations go on while Kafka is away: the outbox holds their events. A lost broker degrades, not fails, ready.
   kafkaRequiredForReady: false,
   // The upload streams its multipart body to media storage, with its own size, type and time limits.
-  streamedBodies: [{ method: 'POST', path: /^\/videos\/?$/ }],
+  streamedBodies: [{ method: 'POST', path: /^\/videos\/?$/i }],
 });

@@ -165,6 +165,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private lastFetchAt = Date.now();
   private batchesInFlight = 0;
   private watchdog?: NodeJS.Timeout;
+  /**
+   * Consumers replaced by a new one. kafkajs may be about to restart one by itself (its crash handler disconnects
+   * and then schedules a restart): it must not, and close() still disconnects any that did not finish leaving.
+   */
+  private readonly retired = new Set<Consumer>();
   readonly stats: ConsumerStats = {
     handled: 0,
     duplicates: 0,
@@ -334,7 +339,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   }
 
   private async runConsumer(kafka: Kafka, topics: string[]): Promise<void> {
-    const consumer = kafka.consumer({
+    const consumer: Consumer = kafka.consumer({
+      // kafkajs's default for consumers (5 retries), and no restart of a consumer already replaced.
+      retry: { retries: 5, restartOnFailure: () => Promise.resolve(!this.retired.has(consumer) && !this.closing) },
       groupId: this.groupId,
       sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 3_000,
@@ -411,6 +418,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       () => {
         const silentMs = Date.now() - this.lastFetchAt;
         if (this.closing || this.restarting || this.state !== 'consuming' || this.batchesInFlight > 0) return;
+        // A member waits in JoinGroup, fetching nothing, until every member rejoins (up to the rebalance timeout).
+        if (this.membership.state === 'rebalancing') return;
         if (silentMs <= limit) return;
         this.stats.stalls += 1;
         this.log.warn(
@@ -434,11 +443,13 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.state = 'restarting';
     for (let attempt = 1; !this.closing; attempt++) {
       // Bounded: a stalled consumer may never finish leaving; the group drops it after its session timeout.
-      await withDeadline(
-        'disconnecting the old consumer',
-        10_000,
-        this.consumer?.disconnect() ?? Promise.resolve(),
-      ).catch(() => undefined);
+      const old = this.consumer;
+      if (old) {
+        this.retired.add(old);
+        await withDeadline('disconnecting the old consumer', 10_000, old.disconnect())
+          .then(() => this.retired.delete(old))
+          .catch(() => undefined);
+      }
       if (this.closing) return;
       try {
         await this.runConsumer(kafka, topics);
@@ -751,6 +762,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       await this.idle.admin.disconnect();
       this.idle = undefined;
     }
+    for (const old of this.retired)
+      await withDeadline('disconnecting a replaced consumer', 10_000, old.disconnect()).catch(() => undefined);
+    this.retired.clear();
     if (this.consumer) {
       await this.consumer.disconnect();
       this.consumer = undefined;

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { connect as netConnect, isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { KafkaConfig } from '@app/config';
 import { logLevel } from 'kafkajs';
@@ -27,28 +27,59 @@ const UNTRUSTED = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** Whether host:port completes a TLS handshake (any certificate), refuses one, or cannot be reached at all. */
-function probeTls(broker: string, timeoutMs: number): Promise<'tls' | 'not-tls' | 'unreachable'> {
+function hostAndPort(broker: string): { host: string; port: number } {
   const at = broker.lastIndexOf(':');
-  const host = broker.slice(0, at).replace(/^\[|\]$/g, '');
-  const port = Number(broker.slice(at + 1));
+  return { host: broker.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(broker.slice(at + 1)) };
+}
+
+/** Whether host:port completes a TLS handshake (any certificate): positive proof of a TLS listener. */
+function completesTlsHandshake(broker: string, timeoutMs: number): Promise<boolean> {
+  const { host, port } = hostAndPort(broker);
   return new Promise((resolve) => {
-    let connected = false;
-    const socket = tlsConnect({
-      host,
-      port,
-      ...(isIP(host) ? {} : { servername: host }),
-      rejectUnauthorized: false,
-      timeout: timeoutMs,
-    });
-    const done = (result: 'tls' | 'not-tls' | 'unreachable') => {
+    const socket = tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), rejectUnauthorized: false });
+    const done = (result: boolean) => {
+      clearTimeout(timer);
       socket.destroy();
       resolve(result);
     };
-    socket.once('connect', () => (connected = true));
-    socket.once('secureConnect', () => done('tls'));
-    socket.once('error', () => done(connected ? 'not-tls' : 'unreachable'));
-    socket.once('timeout', () => done(connected ? 'not-tls' : 'unreachable'));
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Whether host:port answers a plaintext Kafka ApiVersions request with a Kafka response (its correlation id): positive
+ * proof of a plaintext listener. A broker that is restarting, slow or resetting connections proves nothing either way.
+ */
+function answersPlainKafka(broker: string, timeoutMs: number): Promise<boolean> {
+  const { host, port } = hostAndPort(broker);
+  const clientId = Buffer.from('preflight');
+  // Request header v1 (api key 18 ApiVersions, version 0, correlation id 7, client id); the v0 body is empty.
+  const header = Buffer.alloc(10 + clientId.length);
+  header.writeInt16BE(18, 0);
+  header.writeInt16BE(0, 2);
+  header.writeInt32BE(7, 4);
+  header.writeInt16BE(clientId.length, 8);
+  clientId.copy(header, 10);
+  const size = Buffer.alloc(4);
+  size.writeInt32BE(header.length, 0);
+  return new Promise((resolve) => {
+    let received = Buffer.alloc(0);
+    const socket = netConnect({ host, port });
+    const done = (result: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once('connect', () => socket.write(Buffer.concat([size, header])));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length >= 8) done(received.readInt32BE(4) === 7);
+    });
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
   });
 }
 
@@ -77,13 +108,12 @@ export async function kafkaMisconfiguration(error: unknown, config: KafkaConfig)
   );
   if (connectionFailed) {
     // A TLS listener closes a connection that opens with a plaintext Kafka request, and a plaintext one drops a TLS
-    // handshake: ask each broker for a handshake to tell which it is, and a mismatch from a broker that is down.
+    // handshake. Only positive proof counts: a completed handshake, or a Kafka answer in plaintext.
     for (const broker of config.KAFKA_BROKERS) {
-      const listener = await probeTls(broker, config.KAFKA_CONNECT_TIMEOUT_MS);
-      if (!config.KAFKA_SSL && listener === 'tls') {
+      if (!config.KAFKA_SSL && (await completesTlsHandshake(broker, config.KAFKA_CONNECT_TIMEOUT_MS))) {
         return `Kafka at ${broker} speaks TLS and this client does not: set KAFKA_SSL=true (and KAFKA_SSL_CA_FILE for a private CA)`;
       }
-      if (config.KAFKA_SSL && listener === 'not-tls') {
+      if (config.KAFKA_SSL && (await answersPlainKafka(broker, config.KAFKA_CONNECT_TIMEOUT_MS))) {
         return `Kafka at ${broker} does not speak TLS (${message}): use the brokers' TLS listener, or set KAFKA_SSL=false for a plaintext one`;
       }
     }

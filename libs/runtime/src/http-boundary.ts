@@ -21,8 +21,8 @@ export interface HttpBoundaryOptions {
 /** The error shape every app answers with: status, a stable code, a sentence. */
 function refuse(response: ServerResponse, statusCode: number, code: string, message: string): void {
   if (response.headersSent) return;
-  // The rest of the body is not read: the connection ends with this answer (see endUnreadBodies).
-  response.setHeader('Connection', 'close');
+  // No `Connection: close`: Node would close at once with the rest of the body unread, and the client could see a
+  // reset instead of this answer. endUnreadBodies drains a little of it, then cuts.
   response.statusCode = statusCode;
   response.setHeader('Content-Type', 'application/json; charset=utf-8');
   response.end(JSON.stringify({ statusCode, code, message }));
