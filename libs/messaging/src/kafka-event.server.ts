@@ -117,6 +117,9 @@ export interface ConsumerStatus {
   paused: string[];
   topics: string[];
   stats: ConsumerStats;
+  /** When the consumer last fetched (an empty long poll counts) or finished a batch, and the batches in hand now. */
+  lastFetchAt: string;
+  batchesInFlight: number;
 }
 
 /** done: resolve the offset; wait: pause the partition until then; leave: stop here, uncommitted (shutting down). */
@@ -234,6 +237,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       paused: this.scheduler.pausedPartitions(),
       topics: this.subscribed,
       stats: { ...this.stats },
+      lastFetchAt: new Date(this.lastFetchAt).toISOString(),
+      batchesInFlight: this.batchesInFlight,
     };
   }
 

@@ -123,6 +123,10 @@ export class RuntimeController {
         ? { note: 'no partitions: the group has more members than partitions; this replica stands by' }
         : {}),
       paused: status.paused,
+      // For a consumer that looks joined yet does nothing: when it last fetched, what it holds, how often replaced.
+      lastFetchAt: status.lastFetchAt,
+      batchesInFlight: status.batchesInFlight,
+      stalls: status.stats.stalls,
     };
     const working = membership.state === 'joined' || membership.state === 'idle';
     // Without the broker the consumer cannot be working, whatever its last event said.
