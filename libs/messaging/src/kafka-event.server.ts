@@ -166,8 +166,6 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private backgroundStart?: Promise<void>;
   /** When the current consumer last fetched (an empty long poll counts), and the batches being handled now. */
   private lastFetchAt = Date.now();
-  /** When the current consumer last handled a batch that held messages. */
-  private lastMessagesAt = Date.now();
   private batchesInFlight = 0;
   private watchdog?: NodeJS.Timeout;
   /**
@@ -360,7 +358,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.stats.groupJoins += 1;
-      if (consumer === this.consumer) this.lastFetchAt = this.lastMessagesAt = Date.now();
+      if (consumer === this.consumer) this.lastFetchAt = Date.now();
       if (consumer === this.consumer) this.rebalanceSeen = undefined;
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
     });
@@ -416,83 +414,33 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     return true;
   }
 
-  /**
-   * Replaces a stalled consumer (see KafkaEventServerOptions.stallTimeoutMs): one that fetched nothing for the limit
-   * with nothing in hand, or one that keeps fetching yet has handled no message for the limit while a partition it
-   * holds (and has not paused) has messages past its committed offset — kafkajs can go on polling brokers that no
-   * longer lead its partitions after leadership moved.
-   */
+  /** Replaces a consumer that stopped fetching with nothing to handle (see KafkaEventServerOptions.stallTimeoutMs). */
   private startWatchdog(kafka: Kafka): void {
     const limit = this.options.stallTimeoutMs ?? 45_000;
     if (limit <= 0 || this.watchdog) return;
     this.lastFetchAt = Date.now();
-    this.lastMessagesAt = Date.now();
-    let checkingLag = false;
-    const replace = (why: string) => {
-      this.stats.stalls += 1;
-      this.log.warn(`consumer stalled: ${why}; starting a new one`);
-      this.setMembership({ state: 'disconnected', reason: `stalled: ${why}; rejoining` });
-      this.restarting ??= this.restartAfterCrash(kafka, this.subscribed).finally(() => {
-        this.restarting = undefined;
-      });
-    };
     this.watchdog = setInterval(
       () => {
+        const silentMs = Date.now() - this.lastFetchAt;
         if (this.closing || this.restarting || this.state !== 'consuming' || this.batchesInFlight > 0) return;
         // A member waits in JoinGroup, fetching nothing, until every member rejoins (up to the rebalance timeout).
-        if (this.membership.state !== 'joined') return;
-        const silentMs = Date.now() - this.lastFetchAt;
-        if (silentMs > limit) {
-          replace(`no fetch for ${Math.round(silentMs / 1000)} s and nothing in hand`);
-          return;
-        }
-        const idleMs = Date.now() - this.lastMessagesAt;
-        if (this.perInstance || checkingLag || idleMs <= limit) return;
-        // Idle that long: check once per limit whether the broker holds messages for it.
-        this.lastMessagesAt = Date.now();
-        checkingLag = true;
-        void this.heldWithLag(kafka)
-          .then((behind) => {
-            if (behind && !this.closing && !this.restarting && this.batchesInFlight === 0) {
-              replace(`no message handled for ${Math.round(idleMs / 1000)} s while ${behind} has messages waiting`);
-            }
-          })
-          .catch(() => undefined)
-          .finally(() => {
-            checkingLag = false;
-          });
+        if (this.membership.state === 'rebalancing') return;
+        if (silentMs <= limit) return;
+        this.stats.stalls += 1;
+        this.log.warn(
+          `consumer stalled: no fetch for ${Math.round(silentMs / 1000)} s and nothing in hand; starting a new one`,
+        );
+        this.setMembership({
+          state: 'disconnected',
+          reason: `stalled: no fetch for ${Math.round(silentMs / 1000)} s; rejoining`,
+        });
+        this.restarting ??= this.restartAfterCrash(kafka, this.subscribed).finally(() => {
+          this.restarting = undefined;
+        });
       },
       Math.min(5000, Math.max(100, limit / 3)),
     );
     this.watchdog.unref();
-  }
-
-  /** The first partition this replica holds, not paused, whose committed offset is below its high watermark. */
-  private async heldWithLag(kafka: Kafka): Promise<string | undefined> {
-    if (this.membership.state !== 'joined') return undefined;
-    const assigned = this.membership.assigned;
-    const paused = new Set(this.scheduler.pausedPartitions());
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const topics = Object.keys(assigned).filter((topic) => (assigned[topic] ?? []).length > 0);
-      const committed = await admin.fetchOffsets({ groupId: this.groupId, topics });
-      for (const topic of topics) {
-        const ends = await admin.fetchTopicOffsets(topic);
-        const mine = committed.find((c) => c.topic === topic)?.partitions ?? [];
-        for (const partition of assigned[topic] ?? []) {
-          if (paused.has(`${topic}[${partition}]`)) continue;
-          const end = ends.find((e) => e.partition === partition);
-          if (!end) continue;
-          const at = mine.find((p) => p.partition === partition)?.offset ?? '-1';
-          const from = at === '-1' ? (this.fromEarliest ? end.low : end.high) : at;
-          if (BigInt(from) < BigInt(end.high)) return `${topic}[${partition}]`;
-        }
-      }
-      return undefined;
-    } finally {
-      await admin.disconnect();
-    }
   }
 
   /** A new kafkajs consumer in place of one that crashed for good; retried with backoff until it runs or we close. */
@@ -533,7 +481,6 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   /** Works through one partition's batch in order; stops at a message that must wait, commits what was handled. */
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     this.batchesInFlight += 1;
-    if (payload.batch.messages.length > 0) this.lastMessagesAt = Date.now();
     try {
       await this.handlePartitionBatch(payload);
     } finally {
