@@ -61,6 +61,13 @@ ensure_ffmpeg() {
   exit 1
 }
 
+# openssl makes the CA and broker certificate of the secured-broker test (scripts/kafka.sh --secure).
+ensure_openssl() {
+  apt_install openssl openssl && return
+  log "openssl is needed by the secured-broker test: install it (apt-get install openssl)"
+  exit 1
+}
+
 # kubectl, whose `kubectl kustomize` renders deploy/k8s for the manifest checks: Debian's kubernetes-client when missing.
 ensure_kubectl() {
   apt_install kubernetes-client kubectl && return

@@ -11,6 +11,7 @@ ensure_redis_server
 ensure_redis
 ensure_chromium
 ensure_kubectl
+ensure_openssl
 start_throwaway_kafka test 29092
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
