@@ -370,6 +370,37 @@ describe('fault suite: unclean faults', () => {
     }
   });
 
+  it('1e. a consumer keeps fetching yet its partitions stop delivering: the lag check replaces it and the email is sent', async () => {
+    const name = await groupAtEnd('silent-partitions');
+    const consumer = await emailService(name, { CONSUMER_STALL_TIMEOUT_MS: '4000' });
+    const first = await events.publish(1, 'partition-ok');
+    await waitFor('the first email', () => tally(smtp.received, [first[0].headers.ce_id]).emails === 1);
+    // What kafkajs does when its metadata names a leader it no longer fetches from (seen after a cluster lost and
+    // regained its quorum): fetch requests go on, nothing more comes from the partitions. Done behind the server's
+    // back, so its own pause bookkeeping knows nothing of it.
+    const kafkajs = (consumer.server as unknown as { consumer: { pause(topics: { topic: string }[]): void } }).consumer;
+    kafkajs.pause([{ topic: 'emails' }]);
+    const fetchesBefore = consumer.server.stats.fetches;
+    const held = await events.publish(1, 'partition-silent');
+    const publishedAt = Date.now();
+    await waitFor(
+      'the email published while the partitions were silent',
+      () => tally(smtp.received, [held[0].headers.ce_id]).emails === 1,
+      { timeoutMs: 45_000 },
+    );
+    const { stalls, fetches } = consumer.server.stats;
+    rows.push({
+      scenario: '1e partitions silent while fetches go on',
+      created: 2,
+      published: 2,
+      ...tally(smtp.received, [first[0].headers.ce_id, held[0].headers.ce_id]),
+      deadLetters: 0,
+      note: `${fetches - fetchesBefore} fetches meanwhile; ${stalls} stall(s), consumer replaced; sent ${Date.now() - publishedAt} ms after publishing`,
+    });
+    expect(stalls).toBeGreaterThanOrEqual(1);
+    await closeConsumer(consumer);
+  });
+
   it('2. the relay leader freezes (SIGSTOP): the standby takes over in bounded time; the thawed one stands down', async () => {
     const name = await groupAtEnd('frozen-leader');
     const consumer = await emailService(name);

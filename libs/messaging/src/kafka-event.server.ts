@@ -29,7 +29,8 @@ import { CommitCadence, PartitionScheduler } from './partition-scheduler';
 import type { EventProducer } from './producer';
 import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
-import { withDeadline } from './kafka-monitor';
+import { KafkaMonitor, withDeadline } from './kafka-monitor';
+import { PartitionProgress, partitionKey } from './partition-progress';
 
 /**
  * `durable`: a named group shared by the replicas, from the earliest offset on its first start, with retry and
@@ -69,7 +70,9 @@ export interface KafkaEventServerOptions {
   /**
    * A consumer that has fetched nothing for this long while no batch is being handled is stalled (kafkajs can keep
    * waiting on a group coordinator that died with its broker) and is replaced by a new one. Idle consumers fetch
-   * about once a second, so only a stuck one goes this long. 0 turns the check off.
+   * about once a second, so only a stuck one goes this long. So is one that got no batch for a partition it holds
+   * for this long while free to take one, when the group's lag says messages wait there (kafkajs can go on fetching
+   * from brokers that no longer lead the partition). 0 turns the check off.
    */
   stallTimeoutMs?: number;
   maxBytesPerPartition?: number;
@@ -168,6 +171,10 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private lastFetchAt = Date.now();
   private batchesInFlight = 0;
   private watchdog?: NodeJS.Timeout;
+  /** Per held partition, how long it went without a batch while this replica was free (see startWatchdog). */
+  private readonly progress = new PartitionProgress();
+  private lagCheck?: KafkaMonitor;
+  private checkingLag = false;
   /**
    * Consumers replaced by a new one. kafkajs may be about to restart one by itself (its crash handler disconnects
    * and then schedules a restart): it must not, and close() still disconnects any that did not finish leaving.
@@ -361,6 +368,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       if (consumer === this.consumer) this.lastFetchAt = Date.now();
       if (consumer === this.consumer) this.rebalanceSeen = undefined;
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
+      if (consumer === this.consumer) this.progress.assigned(payload.memberAssignment, Date.now());
     });
     consumer.on(consumer.events.FETCH, () => {
       this.stats.fetches += 1;
@@ -414,33 +422,70 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     return true;
   }
 
-  /** Replaces a consumer that stopped fetching with nothing to handle (see KafkaEventServerOptions.stallTimeoutMs). */
+  /**
+   * Replaces a stalled consumer (see KafkaEventServerOptions.stallTimeoutMs): one that fetched nothing for the limit
+   * with nothing in hand, or one that fetches yet got no batch for a partition it holds (not paused) for the limit
+   * while that partition has messages past the group's committed offset.
+   */
   private startWatchdog(kafka: Kafka): void {
     const limit = this.options.stallTimeoutMs ?? 45_000;
     if (limit <= 0 || this.watchdog) return;
     this.lastFetchAt = Date.now();
     this.watchdog = setInterval(
       () => {
+        const eligible =
+          !this.closing && !this.restarting && this.state === 'consuming' && this.membership.state === 'joined';
+        const paused = new Set(this.scheduler.pausedPartitions());
+        const overdue = this.progress.tick(Date.now(), !eligible || this.batchesInFlight > 0, limit, paused);
         const silentMs = Date.now() - this.lastFetchAt;
         if (this.closing || this.restarting || this.state !== 'consuming' || this.batchesInFlight > 0) return;
         // A member waits in JoinGroup, fetching nothing, until every member rejoins (up to the rebalance timeout).
         if (this.membership.state === 'rebalancing') return;
-        if (silentMs <= limit) return;
-        this.stats.stalls += 1;
-        this.log.warn(
-          `consumer stalled: no fetch for ${Math.round(silentMs / 1000)} s and nothing in hand; starting a new one`,
-        );
-        this.setMembership({
-          state: 'disconnected',
-          reason: `stalled: no fetch for ${Math.round(silentMs / 1000)} s; rejoining`,
-        });
-        this.restarting ??= this.restartAfterCrash(kafka, this.subscribed).finally(() => {
-          this.restarting = undefined;
-        });
+        if (silentMs > limit) {
+          this.replaceStalled(kafka, `no fetch for ${Math.round(silentMs / 1000)} s and nothing in hand`);
+          return;
+        }
+        // Per-instance groups commit nothing: their lag says nothing.
+        if (overdue.length > 0 && !this.perInstance && !this.checkingLag) void this.checkOverdue(kafka, overdue, limit);
       },
       Math.min(5000, Math.max(100, limit / 3)),
     );
     this.watchdog.unref();
+  }
+
+  /** Replaces the consumer when one of the partitions that got no batch for the limit has messages waiting. */
+  private async checkOverdue(kafka: Kafka, overdue: string[], limit: number): Promise<void> {
+    this.checkingLag = true;
+    try {
+      const before = new Map(overdue.map((key) => [key, this.progress.deliveries(key)]));
+      const topics = [...new Set(overdue.map((key) => key.slice(0, key.lastIndexOf('['))))];
+      this.lagCheck ??= new KafkaMonitor(kafka);
+      const lag = await this.lagCheck.groupLag(this.groupId, topics, this.fromEarliest, 5000);
+      const stuck = lag.find((row) => {
+        const key = partitionKey(row.topic, row.partition);
+        // Still held, and still nothing delivered since the check began.
+        return row.lag > 0 && before.get(key) === this.progress.deliveries(key) && this.progress.holds(key);
+      });
+      if (!stuck || this.closing || this.restarting || this.batchesInFlight > 0) return;
+      this.replaceStalled(
+        kafka,
+        `no batch for ${partitionKey(stuck.topic, stuck.partition)} in ${Math.round(limit / 1000)} s while ${stuck.lag} message(s) wait on it`,
+      );
+    } catch (error) {
+      // A lag check that got no answer is no evidence either way; the next overdue partition asks again.
+      this.log.debug(`lag check failed: ${errorMessageOf(error)}`);
+    } finally {
+      this.checkingLag = false;
+    }
+  }
+
+  private replaceStalled(kafka: Kafka, why: string): void {
+    this.stats.stalls += 1;
+    this.log.warn(`consumer stalled: ${why}; starting a new one`);
+    this.setMembership({ state: 'disconnected', reason: `stalled: ${why}; rejoining` });
+    this.restarting ??= this.restartAfterCrash(kafka, this.subscribed).finally(() => {
+      this.restarting = undefined;
+    });
   }
 
   /** A new kafkajs consumer in place of one that crashed for good; retried with backoff until it runs or we close. */
@@ -481,6 +526,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   /** Works through one partition's batch in order; stops at a message that must wait, commits what was handled. */
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     this.batchesInFlight += 1;
+    if (payload.batch.messages.length > 0) this.progress.delivered(payload.batch.topic, payload.batch.partition);
     try {
       await this.handlePartitionBatch(payload);
     } finally {
@@ -756,6 +802,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     this.scheduler.close();
     clearInterval(this.pruner);
     clearInterval(this.watchdog);
+    await this.lagCheck?.close();
     if (this.restartWait) {
       clearTimeout(this.restartWait.timer);
       this.restartWait.resolve();

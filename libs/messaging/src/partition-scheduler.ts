@@ -1,3 +1,4 @@
+import { partitionKey } from './partition-progress';
 import { BackoffPolicy, backoffDelay, timerDelay } from './backoff';
 
 /** What the scheduler needs of a consumer: stop and restart fetching one partition. */
@@ -85,7 +86,7 @@ export class PartitionScheduler {
   pausedPartitions(): string[] {
     return [...this.timers.keys()].map((key) => {
       const at = key.lastIndexOf(':');
-      return `${key.slice(0, at)}[${key.slice(at + 1)}]`;
+      return partitionKey(key.slice(0, at), Number(key.slice(at + 1)));
     });
   }
 
