@@ -67,15 +67,35 @@ describe('fault suite: a three-broker cluster', () => {
   }
 
   /** A wait that failed says where the events stopped: in the outbox, or in front of the consumer. */
-  async function explained<T>(wait: Promise<T>, userIds: string[]): Promise<T> {
+  async function explained<T>(wait: Promise<T>, userIds: string[], eventIds: string[] = []): Promise<T> {
     try {
       return await wait;
     } catch (error) {
       const published = await publishedCount(db, userIds);
       const health = await fetch(`${urlOf(mailer)}/health/ready`).then((r) => r.text(), String);
-      throw new Error(`${(error as Error).message}; ${published} outbox rows published; email-service: ${health}`, {
-        cause: error,
-      });
+      const where = await whereAre(eventIds.filter((id) => tally(smtp.received, [id]).emails === 0)).catch(String);
+      throw new Error(
+        `${(error as Error).message}; ${published} outbox rows published; ${where}; email-service: ${health}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Where events never emailed sit on `emails`, against the group's committed offsets and the partitions' ends. */
+  async function whereAre(missing: string[]): Promise<string> {
+    const kafka = cluster.kafka();
+    const ends = await topicEnds('emails', kafka);
+    const found = (await readTopic('emails', ends, kafka))
+      .filter((message) => missing.includes(message.headers.ce_id))
+      .map((message) => `${message.partition}@${message.offset}`);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId: 'email-service', topics: ['emails'] });
+      const offsets = committed.partitions.map((p) => `${p.partition}:${p.offset}/${String(ends.get(p.partition))}`);
+      return `${missing.length} not emailed, on the topic at [${found.join(' ')}]; committed/end [${offsets.join(' ')}]`;
+    } finally {
+      await admin.disconnect();
     }
   }
 
@@ -228,6 +248,7 @@ describe('fault suite: a three-broker cluster', () => {
         intervalMs: 250,
       }),
       ids,
+      expected,
     );
     await waitFor(
       'the outbox to drain and readiness to clear',
