@@ -444,4 +444,28 @@ describe('videos: upload, work queue, renditions', () => {
     expect(await get(id)).toMatchObject({ status: 'completed', progress: 100 });
     await stopProcessors();
   });
+
+  it('a job whose earlier run did the work but never got its result out publishes that work without running ffmpeg', async () => {
+    // The state a failed result event leaves: the outputs moved into place, no result on the topic. Made by hand here
+    // (with bytes no ffmpeg run would write) before any processor sees the job.
+    const { id } = await submit(clip);
+    const earlier = {
+      thumbnail: Buffer.from(`earlier thumbnail of ${id}`),
+      preview: Buffer.from(`earlier preview of ${id}`),
+    };
+    mkdirSync(join(mediaDir, 'videos', id), { recursive: true });
+    writeFileSync(join(mediaDir, 'videos', id, 'thumbnail.jpg'), earlier.thumbnail);
+    writeFileSync(join(mediaDir, 'videos', id, 'preview.mp4'), earlier.preview);
+    await startProcessor();
+    const video = await settled(id);
+    expect(video).toMatchObject({ status: 'completed', progress: 100 });
+    expect(video.metadata).toMatchObject({ width: 320, height: 240, videoCodec: 'h264' });
+    // What the earlier run left is what is served: nothing was transcoded again.
+    expect(Buffer.from(await (await fetch(`${api.url}${video.previewUrl}`)).arrayBuffer())).toEqual(earlier.preview);
+    expect(Buffer.from(await (await fetch(`${api.url}${video.thumbnailUrl}`)).arrayBuffer())).toEqual(
+      earlier.thumbnail,
+    );
+    expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.processed.v1']);
+    await stopProcessors();
+  });
 });

@@ -18,7 +18,8 @@ type Stage = PayloadOf<'video.progress.v1'>['stage'];
  * One video job: ffprobe for the metadata, a JPEG thumbnail at 10% of the duration, an H.264/AAC preview with
  * faststart, each ffmpeg run a child process with a timeout. Outputs are written to a scratch directory and moved
  * into place only when all succeeded; a failed or interrupted run leaves nothing behind. The result event is
- * acknowledged by the broker before the job counts as done.
+ * acknowledged by the broker before the job counts as done; a run that finds the outputs of an earlier one in place
+ * (its result event failed) publishes them without running ffmpeg again.
  */
 @Injectable()
 export class VideoProcessorService {
@@ -69,19 +70,27 @@ export class VideoProcessorService {
       const source = this.storage.localPath(sourceKey);
       progress('probing', 0);
       const metadata = await step('probe', () => probe(this.config.FFPROBE_PATH, source, this.run(context)));
-      progress('thumbnail', 5);
-      await step('thumbnail', () => this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, context));
-      progress('preview', 10);
-      await step('preview', () =>
-        this.preview(source, metadata, `${scratch}/preview.mp4`, context, (done) =>
-          progress('preview', 10 + done * 89),
-        ),
-      );
       const thumbnailKey = `${directory}/thumbnail.jpg`;
       const previewKey = `${directory}/preview.mp4`;
-      await this.storage.rename(`${scratch}/thumbnail.jpg`, thumbnailKey);
-      await this.storage.rename(`${scratch}/preview.mp4`, previewKey);
-      await this.storage.deletePrefix(scratch);
+      // The preview moves into place last: with it there, an earlier run did all the work and only its result event
+      // failed (or was never acknowledged). Its outputs are published as they are; ffmpeg does not run again.
+      const outputsInPlace =
+        (await this.storage.size(previewKey)) !== undefined && (await this.storage.size(thumbnailKey)) !== undefined;
+      if (outputsInPlace) {
+        this.logger.log(`video ${videoId}: the outputs of an earlier run are in place; publishing its result`);
+      } else {
+        progress('thumbnail', 5);
+        await step('thumbnail', () => this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, context));
+        progress('preview', 10);
+        await step('preview', () =>
+          this.preview(source, metadata, `${scratch}/preview.mp4`, context, (done) =>
+            progress('preview', 10 + done * 89),
+          ),
+        );
+        await this.storage.rename(`${scratch}/thumbnail.jpg`, thumbnailKey);
+        await this.storage.rename(`${scratch}/preview.mp4`, previewKey);
+        await this.storage.deletePrefix(scratch);
+      }
       resultPending = true;
       await publish('video.processed.v1', {
         videoId,
