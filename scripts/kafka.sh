@@ -163,7 +163,7 @@ ssl.client.auth=none
 PROPS
   fi
   cat > "$dir/log4j2.properties" <<PROPS
-rootLogger.level=WARN
+rootLogger.level=${KAFKA_LOG_LEVEL:-WARN}
 rootLogger.appenderRef.stdout.ref=STDOUT
 appender.stdout.type=Console
 appender.stdout.name=STDOUT

@@ -1,3 +1,4 @@
+import { partitionKey } from './partition-progress';
 import { injectTraceContext, startPublishSpans } from './tracing';
 import { Logger } from '@nestjs/common';
 import { outsideLogContext } from '@app/telemetry';
@@ -66,7 +67,8 @@ export type EventRecord = OutgoingRecord & { key: string; value: string; headers
  * it (a partition-level error in a multi-partition request, a response lost after the append). Reusing that state
  * makes the next send fail with OUT_OF_ORDER_SEQUENCE_NUMBER forever, or be acknowledged as a duplicate of what the
  * broker already holds without being written: a lost message. A new producer id has no history to collide with;
- * the price is that a batch re-sent after a failure may be written twice, which consumers skip by event id.
+ * the price is that a batch re-sent after a failure may be written twice, which consumers skip by event id. A send
+ * kafkajs reports done is checked to have an answer for every partition it wrote to (see sendNow).
  */
 export class EventProducer {
   private readonly logger = new Logger(EventProducer.name);
@@ -77,6 +79,8 @@ export class EventProducer {
   /** Producers started so far; more than one means earlier ones were discarded after a failed send. */
   generation = 1;
   private lastSend?: { ok: boolean; at: number; error?: string };
+  /** The partitions the records of the send in progress went to (one send at a time). */
+  private readonly targets = new Set<string>();
 
   constructor(private readonly kafka: Kafka) {
     this.producer = this.create();
@@ -87,8 +91,16 @@ export class EventProducer {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
-      // murmur2 like the Java client, so every client in any language maps a key to the same partition.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // murmur2 like the Java client, so every client in any language maps a key to the same partition; each
+      // partition chosen is noted, so the send can check it was answered for every one of them.
+      createPartitioner: () => {
+        const partitioner = Partitioners.DefaultPartitioner();
+        return (args) => {
+          const partition = partitioner(args);
+          this.targets.add(partitionKey(args.topic, partition));
+          return partition;
+        };
+      },
       // Short client-side retries: callers (the outbox relay, the consumer runner) own the long backoff.
       retry: { initialRetryTime: 200, maxRetryTime: 2000, retries: 4 },
     });
@@ -134,9 +146,18 @@ export class EventProducer {
     try {
       await this.connect();
       const producer = this.producer;
-      await outsideLogContext(() =>
+      this.targets.clear();
+      const answers = await outsideLogContext(() =>
         producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages }),
       );
+      // kafkajs re-sends a failed request only to brokers that have not answered yet, against metadata refreshed
+      // meanwhile: a partition whose leader moved to a broker that already answered is never sent, and the send
+      // still resolves (kafkajs#1303). An acknowledgement must cover every partition written to.
+      const answered = new Set(answers.map((answer) => partitionKey(answer.topicName, answer.partition)));
+      const unanswered = [...this.targets].filter((target) => !answered.has(target));
+      if (unanswered.length > 0) {
+        throw new Error(`the send was acknowledged without an answer for ${unanswered.join(', ')}; sending again`);
+      }
       this.lastSend = { ok: true, at: Date.now() };
       settle();
     } catch (error) {
