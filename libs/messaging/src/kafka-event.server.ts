@@ -642,7 +642,9 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       this.observe('(invalid)', 'dead-lettered');
       return DONE;
     }
-    const handler = this.getHandlerByPattern(event.type);
+    // Event types are plain strings, the handlers' own keys: Nest's getHandlerByPattern would first try (and fail,
+    // with a thrown exception) to parse each one as JSON — a fifth of the runtime's CPU per message.
+    const handler = this.getHandlers().get(event.type);
     if (!handler) {
       // A known event on a shared topic that this group does not act on.
       this.stats.skipped += 1;
