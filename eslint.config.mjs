@@ -14,6 +14,7 @@ export default tseslint.config(
       'eslint.config.mjs',
       // Plain ES modules run as child processes (outside the TypeScript project); prettier still checks them.
       'test/support/*.mjs',
+      'bench/*.mjs',
       'scripts/*.js',
     ],
   },

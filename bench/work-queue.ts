@@ -1,8 +1,8 @@
 /**
  * The video work queue's throughput: the same generated videos processed by 1 and then 2 video-processor replicas
  * (ffmpeg limited to one thread each), reported side by side as jobs per minute and their ratio. Each round has
- * its own consumer group, started at the end of `video-processing`, so it sees only its own jobs. Run with
- * `npm run bench`.
+ * its own consumer group, started at the end of `video-processing`, so it sees only its own jobs. Figure 6; run
+ * with `npm run bench -- work-queue`.
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
@@ -20,6 +20,7 @@ import { startGroupAtEnd } from '../test/support/kafka';
 import { waitFor } from '../test/support/wait';
 import { makeVideo, removeTestFiles, TestVideo } from '../test/support/videos';
 import { benchEnv, DATABASE_URL } from './env';
+import { atLeast, runBench, writeFigure } from './lib/results';
 
 const JOBS = Number(process.env.BENCH_VIDEO_JOBS ?? 24);
 /**
@@ -110,6 +111,7 @@ async function round(
 }
 
 async function main(): Promise<void> {
+  const startedAt = Date.now();
   const marker = `bench-${randomUUID().slice(0, 8)}`;
   const mediaDir = join(__dirname, '..', '.run', 'bench-media', marker);
   const videos: TestVideo[] = [];
@@ -133,11 +135,37 @@ async function main(): Promise<void> {
     const one = await round(api.url, db, mediaDir, 1, videos);
     const two = await round(api.url, db, mediaDir, 2, videos);
     const perMinute = (r: Round) => (JOBS / r.seconds) * 60;
-    const line = (replicas: number, r: Round) =>
-      `${String(replicas).padStart(8)} ${String(JOBS).padStart(5)} ${r.seconds.toFixed(1).padStart(8)} ${perMinute(r).toFixed(1).padStart(9)} ${`${(perMinute(r) / perMinute(one)).toFixed(2)}×`.padStart(6)}  ${r.split.join(' / ').padStart(7)}  ${`${(JOBS / Math.max(...r.split)).toFixed(2)}×`.padStart(7)}`;
-    process.stdout.write(
-      `\nWork queue: ${JOBS} videos of ${SECONDS} s (480x360, H.264/AAC) → probe, thumbnail, 360p preview; ffmpeg 1 thread per replica; ${PARTITIONS} partitions; first claim to last completion on a full queue\n` +
-        `replicas  jobs  seconds  jobs/min  ratio  jobs by replica  ceiling (jobs ÷ busiest replica's)\n${line(1, one)}\n${line(2, two)}\n`,
+    writeFigure(
+      {
+        id: 'work-queue',
+        figure: 6,
+        title: 'Work queue scaling',
+        measurements: [
+          { label: `1 replica: ${JOBS} jobs`, value: one.seconds, unit: 's' },
+          { label: '1 replica', value: perMinute(one), unit: 'jobs/min' },
+          { label: `2 replicas: ${JOBS} jobs`, value: two.seconds, unit: 's' },
+          { label: '2 replicas', value: perMinute(two), unit: 'jobs/min' },
+          {
+            label: `2 replicas: jobs of the busier replica (split ${two.split.join(' / ')})`,
+            value: Math.max(...two.split),
+            unit: 'jobs',
+          },
+          {
+            label: "2 replicas: ceiling set by the split (jobs ÷ busier replica's)",
+            value: JOBS / Math.max(...two.split),
+            unit: '×',
+          },
+        ],
+        ratios: [atLeast('jobs/min, 2 replicas ÷ 1', perMinute(two) / perMinute(one), 1.8)],
+        notes: [
+          `${JOBS} videos of ${SECONDS} s (480x360, H.264/AAC) → probe, thumbnail, 360p preview; ffmpeg 1 thread per ` +
+            `replica; ${PARTITIONS} partitions; each round uploads first, then starts its replicas on the full queue, ` +
+            'and the clock is the claims table, first claim to last completion. A replica owns whole partitions and ' +
+            'jobs land on partitions by the hash of their random id, so the split between the replicas (and with it ' +
+            'the ceiling) changes from run to run; the two ffmpegs also share the 2 cores with the broker and PostgreSQL.',
+        ],
+      },
+      startedAt,
     );
   } finally {
     await db.end();
@@ -147,10 +175,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

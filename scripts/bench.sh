@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
-# `npm run bench`: POST /users latency side by side (healthy, slow SMTP, Kafka down, synchronous design), then
-# 201 → SMTP accepted on an idle system, split by stage, then the video work queue with 1 and 2 processors; against a
-# throw-away broker on 127.0.0.1:29292 and the database kafka_nest_bench.
+# `npm run bench [-- NAME...]`: every benchmark under bench/ (or the named ones), one after another, against a
+# throw-away broker on 127.0.0.1:29292 and the database kafka_nest_bench; each writes bench/results/NAME.json, then
+# bench/report.mjs renders the charts and the Markdown table (bench/results/README.md and the README's section).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
+
+ALL=(request-path delivery-latency consumer-pipeline outbox-relay registration-throughput load-leveling work-queue)
+if [ "$#" -eq 0 ]; then
+  BENCHES=("${ALL[@]}")
+else
+  BENCHES=("$@")
+  for name in "${BENCHES[@]}"; do
+    if [ ! -f "bench/$name.ts" ]; then
+      echo "no benchmark named '$name'; the benchmarks are: ${ALL[*]}" >&2
+      exit 2
+    fi
+  done
+fi
+
 ensure_node_modules
 ensure_postgres
 ensure_ffmpeg
 start_throwaway_kafka bench 29292
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kafka_nest_bench}"
 export NODE_OPTIONS="--disable-warning=TimeoutNegativeWarning"
-node -r @swc-node/register bench/registration-latency.ts
-node -r @swc-node/register bench/delivery-latency.ts
-node -r @swc-node/register bench/work-queue.ts
+started=$SECONDS
+for name in "${BENCHES[@]}"; do
+  log "bench $name"
+  node -r @swc-node/register "bench/$name.ts"
+done
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)" \
+  node bench/report.mjs
+# The report writes tables and JSON; the formatter lays them out as the lint expects.
+prettier --write --log-level warn README.md bench/results
+log "benchmarks took $((SECONDS - started)) s"

@@ -9,7 +9,7 @@ import { User } from './user.entity';
 import { PublicUserResponse, RegisterUserBody, UserResponse } from './users.schemas';
 
 /** OWASP's minimum argon2id parameters: 19 MiB, 2 iterations, 1 lane. */
-const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 } as const;
+export const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 } as const;
 
 export const SOURCE = 'users-api';
 
