@@ -113,6 +113,11 @@ export class OutboxRelay {
   private loop?: Promise<void>;
   private prepared = false;
   private nextPruneAt = 0;
+  /**
+   * The previous full round's rows being marked published (their send was acknowledged) while the next round reads
+   * and sends: under a backlog the database work of one round overlaps the broker work of the next. At most one.
+   */
+  private marking?: { ids: string[]; done: Promise<void> };
   private readonly state: OutboxRelayStatus = {
     running: false,
     leader: false,
@@ -148,7 +153,19 @@ export class OutboxRelay {
     this.running = false;
     this.sleeper.interrupt();
     await this.loop;
+    await this.settleMarking().catch((error: unknown) => this.recordFailure(error));
     this.endSession(this.client);
+  }
+
+  /** Waits for the previous round's mark; its failure surfaces here (its rows stay pending and go out again). */
+  private async settleMarking(): Promise<void> {
+    const marking = this.marking;
+    if (!marking) return;
+    try {
+      await marking.done;
+    } finally {
+      if (this.marking === marking) this.marking = undefined;
+    }
   }
 
   private async run(): Promise<void> {
@@ -183,7 +200,10 @@ export class OutboxRelay {
           this.state.lastError = null;
         }
         // A full batch means more is waiting: go again at once. Otherwise wait for the next commit.
-        if (round.fetched < this.options.batchSize) await this.sleeper.sleep(this.options.idlePollMs, 'idle');
+        if (round.fetched < this.options.batchSize) {
+          await this.settleMarking();
+          await this.sleeper.sleep(this.options.idlePollMs, 'idle');
+        }
       } catch (error) {
         if (error instanceof LeadershipLostError) {
           this.log.warn(`relay for schema ${this.options.schema} lost its lock session; standing by`);
@@ -307,14 +327,16 @@ export class OutboxRelay {
     const [{ parked }] = await this.dataSource.query<{ parked: boolean }[]>(
       `SELECT EXISTS (SELECT 1 FROM ${this.table} WHERE parked_at IS NOT NULL AND published_at IS NULL) AS parked`,
     );
+    // Rows of the previous round, acknowledged and being marked, are not read again.
+    const marking = this.marking?.ids ?? [];
     if (!parked) {
       return this.dataSource.query<Row[]>(
         `SELECT id, event_id, event_type, topic, message_key, value, headers
            FROM ${this.table}
-          WHERE published_at IS NULL AND parked_at IS NULL
+          WHERE published_at IS NULL AND parked_at IS NULL AND id <> ALL($2::bigint[])
           ORDER BY id
           LIMIT $1`,
-        [this.options.batchSize],
+        [this.options.batchSize, marking],
       );
     }
     return this.dataSource.query<Row[]>(
@@ -324,12 +346,12 @@ export class OutboxRelay {
           GROUP BY topic, message_key)
        SELECT o.id, o.event_id, o.event_type, o.topic, o.message_key, o.value, o.headers
          FROM ${this.table} o
-        WHERE o.published_at IS NULL AND o.parked_at IS NULL
+        WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.id <> ALL($2::bigint[])
           AND NOT EXISTS (
             SELECT 1 FROM parked p WHERE p.topic = o.topic AND p.message_key = o.message_key AND p.id < o.id)
         ORDER BY o.id
         LIMIT $1`,
-      [this.options.batchSize],
+      [this.options.batchSize, marking],
     );
   }
 
@@ -353,17 +375,27 @@ export class OutboxRelay {
     this.state.lastPublishedAt = new Date().toISOString();
   }
 
-  /** One round: the oldest publishable rows in one send; if the broker refuses it, row by row. */
+  /**
+   * One round: the oldest publishable rows in one send; if the broker refuses it, row by row. A full round's rows are
+   * marked while the next round reads and sends (the next round waits for that mark before starting its own), so
+   * the rows of one round are marked before any later round's are, and a mark that fails leaves them pending.
+   */
   private async publishRound(): Promise<RoundResult> {
     const rows = await this.nextBatch();
     if (rows.length === 0) return { fetched: 0, published: 0, failed: 0 };
     try {
       await this.send(rows);
     } catch (error) {
+      await this.settleMarking();
       if (error instanceof LeadershipLostError || isBrokerUnreachable(error)) throw error;
       return this.isolate(rows);
     }
-    await this.markPublished(rows);
+    await this.settleMarking();
+    const done = this.markPublished(rows);
+    done.catch(() => undefined); // awaited by the next settleMarking, which sees the failure
+    this.marking = { ids: rows.map((row) => row.id), done };
+    // Marked in the background only while more rows wait; otherwise the round ends with its rows marked.
+    if (rows.length < this.options.batchSize) await this.settleMarking();
     return { fetched: rows.length, published: rows.length, failed: 0 };
   }
 
