@@ -19,7 +19,8 @@
 # Each named instance keeps its state under .run/kafka-NAME; `dev` (port 9092) serves `npm start`, `test` (port
 # 29092) serves `npm test`. Test and bench ports stay below 32768, out of Linux's ephemeral range: a port there can
 # be taken as the source port of any outgoing connection, and a broker started later could not bind it.
-# Topic auto-creation is off: the system creates its own topics.
+# Topic auto-creation is off: the system creates its own topics. A node logs to .run/kafka-NAME[/node-I]/kafka.log at
+# KAFKA_LOG_LEVEL (default WARN; INFO shows leader elections, ISR changes and log truncation).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
