@@ -6,9 +6,7 @@
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
-import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { startApp } from '@app/runtime';
 import { emailServiceApp } from '../apps/email-service/src/app';
@@ -16,36 +14,12 @@ import { usersApiApp } from '../apps/users-api/src/app';
 import { startGroupAtEnd } from '../test/support/kafka';
 import { benchEnv, DATABASE_URL } from './env';
 import { atMostOf, runBench, writeFigure } from './lib/results';
+import { benchSmtp } from './lib/smtp';
 import { distribution, summarize } from './lib/stats';
 
 const N = Number(process.env.BENCH_DELIVERIES ?? 100);
 
 const env = benchEnv;
-
-/** An SMTP server that accepts at once and tells when each recipient's message was accepted (epoch ms). */
-async function acceptingSmtp(): Promise<{ url: string; accepted: Map<string, number>; close: () => Promise<void> }> {
-  const accepted = new Map<string, number>();
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    disableReverseLookup: process.env.BENCH_REVERSE_LOOKUP !== 'on',
-    onData: (stream, session, callback) => {
-      stream.resume();
-      stream.on('end', () => {
-        for (const rcpt of session.envelope.rcptTo) accepted.set(rcpt.address, Date.now());
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    accepted,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -57,7 +31,8 @@ async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Pr
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const smtp = await acceptingSmtp();
+  const smtp = await benchSmtp();
+  const acceptedAt = (to: string) => smtp.accepted.find((a) => a.to === to)?.epochMs;
   const api = await startApp(usersApiApp, loadConfig('users-api', usersApiConfigSchema, env({})));
   const group = `bench-delivery-${randomUUID().slice(0, 8)}`;
   await startGroupAtEnd(group, 'emails');
@@ -81,7 +56,7 @@ async function main(): Promise<void> {
       const answeredAt = Date.now();
       if (response.status !== 201) throw new Error(`POST /users answered ${response.status}`);
       const { id } = (await response.json()) as { id: string };
-      await until(`the email to ${address}`, () => smtp.accepted.has(address));
+      await until(`the email to ${address}`, () => acceptedAt(address) !== undefined);
       if (i < 0) continue; // warm-up
       // The inbox row commits just after the SMTP server accepted, and the relay marks the row published after the
       // broker's ack, which can come after the email went out: wait for both.
@@ -96,14 +71,14 @@ async function main(): Promise<void> {
           [id, group],
         ));
       }
-      const acceptedAt = smtp.accepted.get(address) as number;
+      const accepted = acceptedAt(address) as number;
       const { committed, handled } = rows[0];
       const published = rows[0].published;
       samples.push({
-        total: acceptedAt - answeredAt,
+        total: accepted - answeredAt,
         relay: published.getTime() - committed.getTime(),
         consume: handled.getTime() - published.getTime(),
-        send: acceptedAt - handled.getTime(),
+        send: accepted - handled.getTime(),
       });
     }
   } finally {

@@ -16,9 +16,7 @@
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
-import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics, type Kafka } from '@app/messaging';
@@ -30,6 +28,7 @@ import { groupDrained } from '../test/support/kafka';
 import { waitFor } from '../test/support/wait';
 import { benchEnv, DATABASE_URL, KAFKA_BROKERS } from './env';
 import { atLeast, atMost, Chart, runBench, writeFigure } from './lib/results';
+import { benchSmtp, BenchSmtp } from './lib/smtp';
 import { distribution, inFlight, summarize } from './lib/stats';
 
 const RATE = Number(process.env.BENCH_BURST_RATE ?? 20);
@@ -56,47 +55,6 @@ const REGISTRATIONS = 'registrations/s';
 const EMAILS = 'emails/s';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-interface Smtp {
-  url: string;
-  /** Every message accepted: its recipient and when (performance.now()). */
-  accepted: { to: string; at: number }[];
-  close: () => Promise<void>;
-}
-
-/**
- * An SMTP server on loopback. With a delay it is a server of known capacity: messages are accepted one after
- * another, each `delayMs` after the previous one was (or after its own data ended, when the server was idle).
- */
-async function smtpServer(delayMs: number): Promise<Smtp> {
-  const accepted: Smtp['accepted'] = [];
-  let queue = Promise.resolve();
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    disableReverseLookup: true,
-    onData: (stream, session, callback) => {
-      stream.resume();
-      stream.on('end', () => {
-        const accept = () => {
-          const at = performance.now();
-          for (const rcpt of session.envelope.rcptTo) accepted.push({ to: rcpt.address, at });
-          callback();
-        };
-        if (delayMs <= 0) accept();
-        else queue = queue.then(() => sleep(delayMs).then(accept));
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    accepted,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 interface Answer {
   address: string;
@@ -219,7 +177,7 @@ interface Round {
   t0: number;
   answers: Answer[];
   late: number;
-  smtp: Smtp['accepted'];
+  smtp: BenchSmtp['accepted'];
   samples: Sample[];
   registered: number;
   emails: number;
@@ -237,7 +195,7 @@ async function round(
   delayMs: number,
   drainTimeoutMs: number,
 ): Promise<Round> {
-  const smtp = await smtpServer(delayMs);
+  const smtp = await benchSmtp(delayMs, { oneAtATime: true });
   const group = `bench-leveling-${name}-${randomUUID().slice(0, 8)}`;
   await waitFor(`offsets of ${group} on emails`, () => startGroupAtEnd(kafka, group, 'emails').then(() => true), {
     timeoutMs: 30_000,

@@ -7,11 +7,9 @@
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { AddressInfo } from 'node:net';
 import * as argon2 from 'argon2';
 import { createTransport } from 'nodemailer';
 import { Client } from 'pg';
-import { SMTPServer } from 'smtp-server';
 import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { startApp } from '@app/runtime';
 import { emailServiceApp } from '../apps/email-service/src/app';
@@ -20,27 +18,13 @@ import { ARGON2_OPTIONS } from '../apps/users-api/src/users/users.service';
 import { startGroupAtEnd } from '../test/support/kafka';
 import { benchEnv, DATABASE_URL } from './env';
 import { atMost, atMostOf, Measurement, runBench, writeFigure } from './lib/results';
+import { benchSmtp } from './lib/smtp';
 import { distribution, summarize } from './lib/stats';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 200);
 const SYNC_N = Number(process.env.BENCH_SYNC_REQUESTS ?? 10);
 const SMTP_DELAY_MS = 2000;
 const PASSWORD = 'correct horse battery staple';
-
-async function smtpServer(delayMs: number): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData: (stream, _session, callback) => {
-      stream.resume();
-      stream.on('end', () => setTimeout(() => callback(), delayMs));
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
-  return { url: `smtp://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 async function register(url: string): Promise<number> {
   const name = `bench-${randomUUID().slice(0, 12)}`;
@@ -123,8 +107,8 @@ async function syncRound(smtpUrl: string): Promise<number[]> {
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const fast = await smtpServer(0);
-  const slow = await smtpServer(SMTP_DELAY_MS);
+  const fast = await benchSmtp(0);
+  const slow = await benchSmtp(SMTP_DELAY_MS);
   const hashes: number[] = [];
   let instant: number[], delayed: number[], noKafka: number[], sync: number[];
   try {
