@@ -370,6 +370,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
       if (consumer === this.consumer) this.progress.assigned(payload.memberAssignment, Date.now());
     });
+    consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+      if (consumer === this.consumer) {
+        this.progress.fetched(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n);
+      }
+    });
     consumer.on(consumer.events.FETCH, () => {
       this.stats.fetches += 1;
       if (consumer === this.consumer) this.lastFetchAt = Date.now();
@@ -461,11 +466,19 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       const topics = [...new Set(overdue.map((key) => key.slice(0, key.lastIndexOf('['))))];
       this.lagCheck ??= new KafkaMonitor(kafka);
       const lag = await this.lagCheck.groupLag(this.groupId, topics, this.fromEarliest, 5000);
-      const stuck = lag.find((row) => {
-        const key = partitionKey(row.topic, row.partition);
-        // Still held, and still nothing delivered since the check began.
-        return row.lag > 0 && before.get(key) === this.progress.deliveries(key) && this.progress.holds(key);
-      });
+      const waiting = (key: string, highWatermark: string) =>
+        // Messages past what the group committed and past what kafkajs fetched (a tail of transaction markers is
+        // fetched, handed over empty and never committed), and nothing delivered since the check began.
+        BigInt(highWatermark) > this.progress.fetchedUpTo(key) &&
+        before.get(key) === this.progress.deliveries(key) &&
+        this.progress.holds(key);
+      const candidates = lag.filter(
+        (row) => row.lag > 0 && waiting(partitionKey(row.topic, row.partition), row.highWatermark),
+      );
+      if (candidates.length === 0) return;
+      // A message that landed between reading the committed offset and the end is fetched within a poll: give it one.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, limit / 4)));
+      const stuck = candidates.find((row) => waiting(partitionKey(row.topic, row.partition), row.highWatermark));
       if (!stuck || this.closing || this.restarting || this.batchesInFlight > 0) return;
       this.replaceStalled(
         kafka,

@@ -19,7 +19,10 @@ export interface PartitionLag {
   /** The group's committed offset, or null when it has none on this partition. */
   committed: string | null;
   highWatermark: string;
-  /** Messages between the committed offset and the high watermark (from the low watermark when nothing is committed). */
+  /**
+   * Messages between the committed offset (or the low watermark, when records below it are gone or nothing is
+   * committed) and the high watermark.
+   */
   lag: number;
 }
 
@@ -132,7 +135,9 @@ export class KafkaMonitor {
             if (!end) continue;
             const high = BigInt(end.high);
             const has = BigInt(offset) >= 0n;
-            const from = has ? BigInt(offset) : fromEarliest ? BigInt(end.low) : high;
+            const low = BigInt(end.low);
+            // Records below the low watermark are gone (retention, deleted records): nobody can read them.
+            const from = has ? (BigInt(offset) > low ? BigInt(offset) : low) : fromEarliest ? low : high;
             rows.push({
               group,
               topic,

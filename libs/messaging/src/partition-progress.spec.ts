@@ -41,4 +41,15 @@ describe('PartitionProgress', () => {
     progress.delivered('emails', 0);
     expect(progress.deliveries('emails[0]')).toBe(2);
   });
+
+  it('tells how far kafkajs fetched each partition, forgetting it on a new assignment', () => {
+    const progress = new PartitionProgress();
+    progress.assigned({ emails: [0] }, 0);
+    expect(progress.fetchedUpTo('emails[0]')).toBe(-1n);
+    progress.fetched('emails', 0, 42n);
+    progress.fetched('emails', 0, 40n); // an older batch finishing late does not move it back
+    expect(progress.fetchedUpTo('emails[0]')).toBe(42n);
+    progress.assigned({ emails: [0] }, 10);
+    expect(progress.fetchedUpTo('emails[0]')).toBe(-1n);
+  });
 });

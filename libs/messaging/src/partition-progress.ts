@@ -11,11 +11,13 @@ export const partitionKey = (topic: string, partition: number): string => `${top
 export class PartitionProgress {
   private readonly idleMs = new Map<string, number>();
   private readonly batches = new Map<string, number>();
+  private readonly fetchedTo = new Map<string, bigint>();
   private lastTick?: number;
 
   /** A new assignment: the held partitions start from zero, the others are forgotten. */
   assigned(assignment: Record<string, number[]>, now: number): void {
     this.idleMs.clear();
+    this.fetchedTo.clear();
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) this.idleMs.set(partitionKey(topic, partition), 0);
     }
@@ -32,6 +34,20 @@ export class PartitionProgress {
   /** Batches with messages the partition has had so far: a check that took a while compares it before and after. */
   deliveries(key: string): number {
     return this.batches.get(key) ?? 0;
+  }
+
+  /**
+   * kafkajs fetched the partition up to `next` (exclusive): also batches it hands over with no message (only
+   * transaction markers, or aborted records), whose offsets the group never commits.
+   */
+  fetched(topic: string, partition: number, next: bigint): void {
+    const key = partitionKey(topic, partition);
+    if (next > (this.fetchedTo.get(key) ?? -1n)) this.fetchedTo.set(key, next);
+  }
+
+  /** How far the partition was fetched (exclusive), or -1 when nothing came from it yet. */
+  fetchedUpTo(key: string): bigint {
+    return this.fetchedTo.get(key) ?? -1n;
   }
 
   /** Whether the consumer holds the partition (per its last assignment). */

@@ -2,7 +2,7 @@ import { partitionKey } from './partition-progress';
 import { injectTraceContext, startPublishSpans } from './tracing';
 import { Logger } from '@nestjs/common';
 import { outsideLogContext } from '@app/telemetry';
-import { CompressionTypes, Kafka, Message, Partitioners, Producer, TopicMessages } from 'kafkajs';
+import { CompressionTypes, ICustomPartitioner, Kafka, Message, Partitioners, Producer, TopicMessages } from 'kafkajs';
 import {
   CONTENT_TYPE_CLOUDEVENTS,
   createEnvelope,
@@ -59,6 +59,23 @@ export function toRecord<T extends EventType>(type: T, data: PayloadOf<T>, optio
 export type EventRecord = OutgoingRecord & { key: string; value: string; headers: Record<string, string> };
 
 /**
+ * kafkajs's default partitioner (murmur2 of the key, like the Java client, so every client in any language maps a
+ * key to the same partition), except that a keyless record goes by the hash of its value rather than round-robin:
+ * the same partition on every attempt of a send. Each choice is reported to `chosen`.
+ */
+export function stablePartitioner(chosen: (topic: string, partition: number) => void): ReturnType<ICustomPartitioner> {
+  const partitioner = Partitioners.DefaultPartitioner();
+  return (args) => {
+    const { message } = args;
+    const keyed =
+      message.key == null && message.value != null ? { ...args, message: { ...message, key: message.value } } : args;
+    const partition = partitioner(keyed);
+    chosen(args.topic, partition);
+    return partition;
+  };
+}
+
+/**
  * The process's one idempotent producer (acks=all, one request in flight, so per-partition order survives
  * retries). Every send is awaited by its caller; records of one call go out in one request per broker.
  *
@@ -91,16 +108,9 @@ export class EventProducer {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
-      // murmur2 like the Java client, so every client in any language maps a key to the same partition; each
-      // partition chosen is noted, so the send can check it was answered for every one of them.
-      createPartitioner: () => {
-        const partitioner = Partitioners.DefaultPartitioner();
-        return (args) => {
-          const partition = partitioner(args);
-          this.targets.add(partitionKey(args.topic, partition));
-          return partition;
-        };
-      },
+      // Each partition chosen is noted, so the send can check it was answered for every one of them.
+      createPartitioner: () =>
+        stablePartitioner((topic, partition) => this.targets.add(partitionKey(topic, partition))),
       // Short client-side retries: callers (the outbox relay, the consumer runner) own the long backoff.
       retry: { initialRetryTime: 200, maxRetryTime: 2000, retries: 4 },
     });

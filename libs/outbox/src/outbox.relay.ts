@@ -386,7 +386,8 @@ export class OutboxRelay {
     try {
       await this.send(rows);
     } catch (error) {
-      await this.settleMarking();
+      // The previous round's mark failing leaves its rows pending; this send's failure is the one that decides.
+      await this.settleMarking().catch((markError: unknown) => this.recordFailure(markError));
       if (error instanceof LeadershipLostError || isBrokerUnreachable(error)) throw error;
       return this.isolate(rows);
     }

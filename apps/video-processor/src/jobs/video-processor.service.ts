@@ -74,8 +74,9 @@ export class VideoProcessorService {
       const previewKey = `${directory}/preview.mp4`;
       // The preview moves into place last: with it there, an earlier run did all the work and only its result event
       // failed (or was never acknowledged). Its outputs are published as they are; ffmpeg does not run again.
+      // Empty files are what a host crash can leave of a rename whose data never reached the disk: made again.
       const outputsInPlace =
-        (await this.storage.size(previewKey)) !== undefined && (await this.storage.size(thumbnailKey)) !== undefined;
+        ((await this.storage.size(previewKey)) ?? 0) > 0 && ((await this.storage.size(thumbnailKey)) ?? 0) > 0;
       if (outputsInPlace) {
         this.logger.log(`video ${videoId}: the outputs of an earlier run are in place; publishing its result`);
       } else {
