@@ -43,7 +43,7 @@ import {
 import { defineApp, startApp } from '@app/runtime';
 import { MigrationInterface, QueryRunner } from 'typeorm';
 import { testKafka } from '../test/support/broker';
-import { groupDrained } from '../test/support/kafka';
+import { startGroupAtEnd, waitForDrained } from '../test/support/kafka';
 import { waitFor } from '../test/support/wait';
 import { benchEnv, DATABASE_URL, KAFKA_BROKERS } from './env';
 import { atLeast, Chart, Measurement, runBench, writeFigure } from './lib/results';
@@ -201,25 +201,6 @@ async function produce(producer: Producer, messages: Message[]): Promise<void> {
   await Promise.all(Array.from({ length: inFlight }, worker));
 }
 
-/** Commits `groupId`'s offsets on TOPIC at `at`: a new group starts where the bench's messages begin. */
-async function startGroupAt(admin: Admin, groupId: string, at: { partition: number; offset: string }[]): Promise<void> {
-  const set = () =>
-    withDeadline(
-      `setting the offsets of ${groupId}`,
-      10_000,
-      admin.setOffsets({ groupId, topic: TOPIC, partitions: at }),
-    );
-  await waitFor(`offsets of ${groupId}`, () => set().then(() => true), { timeoutMs: left(20_000), intervalMs: 250 });
-}
-
-async function drained(kafka: Kafka, groupId: string): Promise<void> {
-  const check = () => withDeadline(`reading the offsets of ${groupId}`, 5000, groupDrained(kafka, groupId, [TOPIC]));
-  await waitFor(`${groupId} to commit the end of ${TOPIC}`, check, {
-    timeoutMs: left(15_000),
-    intervalMs: 100,
-  });
-}
-
 /** Raw kafkajs: a no-op eachBatch; kafkajs resolves the batch and commits after each one (autoCommit). */
 async function rawRun(kafka: Kafka, groupId: string, tally: Tally, what: string): Promise<void> {
   const consumer: Consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
@@ -287,7 +268,7 @@ async function main(): Promise<void> {
       await Promise.all(
         Object.values(groups)
           .flat()
-          .map((group) => startGroupAt(admin, group, from)),
+          .map((group) => startGroupAtEnd(group, TOPIC, from)),
       );
     }
 
@@ -298,7 +279,7 @@ async function main(): Promise<void> {
     for (const group of groups.raw) {
       const tally = new Tally(N);
       await rawRun(kafka, group, tally, 'raw kafkajs');
-      await drained(kafka, group);
+      await waitForDrained(group, [TOPIC], left(15_000));
       raws.push(runOf(tally));
     }
     const raw = [...raws].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(RAW_READS / 2)];
@@ -313,7 +294,7 @@ async function main(): Promise<void> {
     );
     apps.push(ours.app);
     await withDeadline(`our consumer (no inbox) reading ${N} messages`, left(30_000), oursTally.done);
-    await drained(kafka, groups.ours);
+    await waitForDrained(groups.ours, [TOPIC], left(15_000));
     checkClean(ours.server, N, 'our consumer (no inbox)');
     const oursRun = runOf(oursTally);
     await withDeadline('our consumer (no inbox) closing', left(30_000), ours.app.close());
@@ -333,7 +314,7 @@ async function main(): Promise<void> {
     apps.push(stock);
     await withDeadline('stock Nest starting', left(30_000), stock.listen());
     await withDeadline(`stock Nest reading ${N} messages`, left(30_000), stockTally.done);
-    await drained(kafka, groups.stock);
+    await waitForDrained(groups.stock, [TOPIC], left(15_000));
     const stockRun = runOf(stockTally);
     await withDeadline('stock Nest closing', left(30_000), stock.close());
     apps.pop();

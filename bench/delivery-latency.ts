@@ -15,7 +15,7 @@ import { startGroupAtEnd } from '../test/support/kafka';
 import { benchEnv, DATABASE_URL } from './env';
 import { atMostOf, runBench, writeFigure } from './lib/results';
 import { benchSmtp } from './lib/smtp';
-import { distribution, summarize } from './lib/stats';
+import { distributionChart, summarize } from './lib/stats';
 
 const N = Number(process.env.BENCH_DELIVERIES ?? 100);
 
@@ -117,19 +117,12 @@ async function main(): Promise<void> {
           "commit's NOTIFY and the consumer waits on a fetch: one slow fetch round or a garbage collection sets the p99.",
       ],
       charts: [
-        {
-          name: 'stages',
-          title: '201 → SMTP accepted, by stage (distribution)',
-          values: stages.map(([label, pick]) => distribution(label, samples.map(pick))).flat(),
-          spec: {
-            mark: { type: 'line', interpolate: 'step-after' },
-            encoding: {
-              x: { field: 'ms', type: 'quantitative', title: 'milliseconds' },
-              y: { field: 'share', type: 'quantitative', title: 'share of registrations at or below' },
-              color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2 } },
-            },
-          },
-        },
+        distributionChart(
+          'stages',
+          '201 → SMTP accepted, by stage (distribution)',
+          stages.map(([label, pick]) => [label, samples.map(pick)]),
+          { x: 'milliseconds', y: 'share of registrations at or below' },
+        ),
       ],
     },
     startedAt,

@@ -24,12 +24,12 @@ import { RunningApp, startApp } from '@app/runtime';
 import { emailServiceApp } from '../apps/email-service/src/app';
 import { usersApiApp } from '../apps/users-api/src/app';
 import { testKafka } from '../test/support/broker';
-import { groupDrained } from '../test/support/kafka';
+import { groupDrained, startGroupAtEnd } from '../test/support/kafka';
 import { waitFor } from '../test/support/wait';
 import { benchEnv, DATABASE_URL, KAFKA_BROKERS } from './env';
 import { atLeast, atMost, Chart, runBench, writeFigure } from './lib/results';
 import { benchSmtp, BenchSmtp } from './lib/smtp';
-import { distribution, inFlight, summarize } from './lib/stats';
+import { distributionChart, inFlight, summarize } from './lib/stats';
 
 const RATE = Number(process.env.BENCH_BURST_RATE ?? 20);
 const BURST_SECONDS = Number(process.env.BENCH_BURST_SECONDS ?? 8);
@@ -111,22 +111,6 @@ async function burst(apiUrl: string, tag: string, t0: number): Promise<{ answers
   return { answers, late };
 }
 
-/** Commits a fresh group's offsets at the current end of `topic`, so it sees only what is published from now on. */
-async function startGroupAtEnd(kafka: Kafka, groupId: string, topic: string): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const ends = await admin.fetchTopicOffsets(topic);
-    await admin.setOffsets({
-      groupId,
-      topic,
-      partitions: ends.map((end) => ({ partition: end.partition, offset: end.high })),
-    });
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 interface Sample {
   at: number;
   backlog: number;
@@ -197,10 +181,7 @@ async function round(
 ): Promise<Round> {
   const smtp = await benchSmtp(delayMs, { oneAtATime: true });
   const group = `bench-leveling-${name}-${randomUUID().slice(0, 8)}`;
-  await waitFor(`offsets of ${group} on emails`, () => startGroupAtEnd(kafka, group, 'emails').then(() => true), {
-    timeoutMs: 30_000,
-    intervalMs: 500,
-  });
+  await startGroupAtEnd(group, 'emails');
   let email: RunningApp | undefined;
   let sampling: ReturnType<typeof sampler> | undefined;
   try {
@@ -394,28 +375,15 @@ async function main(): Promise<void> {
           resolve: { scale: { y: 'independent' } },
         },
       },
-      {
-        name: 'latency',
-        title: `POST /users latency, the same burst of ${COUNT} (share of requests at or below)`,
-        values: [
-          ...distribution(
-            'instant SMTP',
-            instant.answers.map((a) => a.ms),
-          ),
-          ...distribution(
-            slowLabel,
-            slow.answers.map((a) => a.ms),
-          ),
+      distributionChart(
+        'latency',
+        `POST /users latency, the same burst of ${COUNT} (share of requests at or below)`,
+        [
+          ['instant SMTP', instant.answers.map((a) => a.ms)],
+          [slowLabel, slow.answers.map((a) => a.ms)],
         ],
-        spec: {
-          mark: { type: 'line', interpolate: 'step-after' },
-          encoding: {
-            x: { field: 'ms', type: 'quantitative', title: 'ms from the scheduled start to the answer' },
-            y: { field: 'share', type: 'quantitative', title: 'share of requests', axis: { format: '%' } },
-            color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 400 } },
-          },
-        },
-      },
+        { x: 'ms from the scheduled start to the answer', y: 'share of requests' },
+      ),
     ];
 
     writeFigure(

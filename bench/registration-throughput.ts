@@ -19,8 +19,8 @@ import { normalizePassword } from '../apps/users-api/src/users/password-policy';
 import { ARGON2_OPTIONS } from '../apps/users-api/src/users/users.service';
 import { waitFor } from '../test/support/wait';
 import { benchEnv, DATABASE_URL } from './env';
-import { atLeast, Chart, runBench, writeFigure } from './lib/results';
-import { distribution, summarize } from './lib/stats';
+import { atLeast, runBench, writeFigure } from './lib/results';
+import { distributionChart, summarize } from './lib/stats';
 
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 /** Seconds of registrations and of hashes in all, split into `ROUNDS` alternating windows. */
@@ -140,22 +140,15 @@ async function main(): Promise<void> {
     const hs = summarize(hashes.latencies);
     const perRegistration = (ms: number) => ms / reg.n;
     const perHash = (ms: number) => ms / hs.n;
-    const chart: Chart = {
-      name: 'latency',
-      title: `Latency with ${IN_FLIGHT} in flight`,
-      values: [
-        ...distribution('POST /users', registrations.latencies),
-        ...distribution('argon2id hash alone', hashes.latencies),
+    const chart = distributionChart(
+      'latency',
+      `Latency with ${IN_FLIGHT} in flight`,
+      [
+        ['POST /users', registrations.latencies],
+        ['argon2id hash alone', hashes.latencies],
       ],
-      spec: {
-        mark: 'line',
-        encoding: {
-          x: { field: 'ms', type: 'quantitative', title: 'latency (ms)' },
-          y: { field: 'share', type: 'quantitative', title: 'share of requests' },
-          color: { field: 'series', type: 'nominal' },
-        },
-      },
-    };
+      { x: 'latency (ms)', y: 'share of requests' },
+    );
     const { memoryCost, timeCost, parallelism } = ARGON2_OPTIONS;
     writeFigure(
       {

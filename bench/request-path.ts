@@ -19,7 +19,7 @@ import { startGroupAtEnd } from '../test/support/kafka';
 import { benchEnv, DATABASE_URL } from './env';
 import { atMost, atMostOf, Measurement, runBench, writeFigure } from './lib/results';
 import { benchSmtp } from './lib/smtp';
-import { distribution, summarize } from './lib/stats';
+import { distributionChart, summarize } from './lib/stats';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 200);
 const SYNC_N = Number(process.env.BENCH_SYNC_REQUESTS ?? 10);
@@ -162,19 +162,11 @@ async function main(): Promise<void> {
           'whatever else the machine does (a garbage collection, a checkpoint), so the p99 ratio is the noisy one.',
       ],
       charts: [
-        {
-          name: 'latency',
-          title: 'POST /users latency distribution (log scale)',
-          values: rounds.flatMap(([label, samples]) => distribution(label, samples)),
-          spec: {
-            mark: { type: 'line', interpolate: 'step-after' },
-            encoding: {
-              x: { field: 'ms', type: 'quantitative', title: 'latency (ms)', scale: { type: 'log' } },
-              y: { field: 'share', type: 'quantitative', title: 'share of requests at or below' },
-              color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2 } },
-            },
-          },
-        },
+        distributionChart('latency', 'POST /users latency distribution (log scale)', rounds, {
+          x: 'latency (ms)',
+          y: 'share of requests at or below',
+          logScale: true,
+        }),
       ],
     },
     startedAt,

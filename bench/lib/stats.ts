@@ -1,4 +1,5 @@
 /** Latency and rate arithmetic every benchmark shares. */
+import type { Chart } from './results';
 
 /** The q-quantile (0–1) of `samples` by the nearest-rank method. */
 export function percentile(samples: number[], q: number): number {
@@ -46,6 +47,31 @@ export function distribution(
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
+
+/**
+ * A chart of latency distributions side by side: for each series, milliseconds against the share of its samples at
+ * or below (step lines), for the report to render.
+ */
+export function distributionChart(
+  name: string,
+  title: string,
+  series: [label: string, samples: number[]][],
+  axes: { x: string; y: string; logScale?: boolean },
+): Chart {
+  return {
+    name,
+    title,
+    values: series.flatMap(([label, samples]) => distribution(label, samples)),
+    spec: {
+      mark: { type: 'line', interpolate: 'step-after' },
+      encoding: {
+        x: { field: 'ms', type: 'quantitative', title: axes.x, ...(axes.logScale ? { scale: { type: 'log' } } : {}) },
+        y: { field: 'share', type: 'quantitative', title: axes.y },
+        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2 } },
+      },
+    },
+  };
+}
 
 /**
  * Runs `task` `concurrency` at a time until `total` have started; resolves with each task's duration in ms, in the

@@ -101,6 +101,9 @@ const toRecord = (row: Row): OutgoingRecord => ({
  * while other rows go through, is parked; later rows of its topic and key wait behind it, keeping their order, until
  * an operator retries or drops it (`npm run outbox`).
  */
+/** The columns of a row the relay sends (unqualified: each batch query reads one table, without joins). */
+const ROW_COLUMNS = 'id, event_id, event_type, topic, message_key, value, headers';
+
 export class OutboxRelay {
   private readonly log = new Logger(OutboxRelay.name);
   private readonly sleeper = new Sleeper();
@@ -331,7 +334,7 @@ export class OutboxRelay {
     const marking = this.marking?.ids ?? [];
     if (!parked) {
       return this.dataSource.query<Row[]>(
-        `SELECT id, event_id, event_type, topic, message_key, value, headers
+        `SELECT ${ROW_COLUMNS}
            FROM ${this.table}
           WHERE published_at IS NULL AND parked_at IS NULL AND id <> ALL($2::bigint[])
           ORDER BY id
@@ -344,7 +347,7 @@ export class OutboxRelay {
          SELECT topic, message_key, min(id) AS id FROM ${this.table}
           WHERE parked_at IS NOT NULL AND published_at IS NULL
           GROUP BY topic, message_key)
-       SELECT o.id, o.event_id, o.event_type, o.topic, o.message_key, o.value, o.headers
+       SELECT ${ROW_COLUMNS}
          FROM ${this.table} o
         WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.id <> ALL($2::bigint[])
           AND NOT EXISTS (
