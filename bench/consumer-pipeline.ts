@@ -27,14 +27,12 @@ import { z } from 'zod';
 import { checkKafka, consumerEnv, databaseEnv, httpEnv, inboxEnv, kafkaEnv, loadConfig, logEnv } from '@app/config';
 import { topicOf } from '@app/contracts';
 import { DatabaseModule } from '@app/database';
+import { addInboxPruningIndex, createInboxTable, InboxRecord } from '@app/inbox';
 import {
-  addInboxPruningIndex,
-  createInboxTable,
   deadLetterTopicOf,
   ensureTopics,
   EventConsumer,
   HandleEvent,
-  InboxRecord,
   KafkaEventServer,
   retryTopicOf,
   toRecord,

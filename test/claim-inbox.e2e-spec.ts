@@ -3,15 +3,8 @@ import { DataSource } from 'typeorm';
 import { ensureDatabase } from '@app/database';
 import { Client } from 'pg';
 import { ALL_TOPICS } from '@app/contracts';
-import {
-  ClaimInbox,
-  ClaimLostError,
-  createClaimTable,
-  ensureTopics,
-  InboxBusyError,
-  InboxKey,
-  retryTopicOf,
-} from '@app/messaging';
+import { ensureTopics, InboxKey, retryTopicOf } from '@app/messaging';
+import { ClaimInbox, ClaimLostError, createClaimTable, InboxBusyError } from '@app/inbox';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { TEST_DATABASE_URL } from './support/env';

@@ -18,8 +18,8 @@ import {
   lastOffsets,
   retryTopicOf,
   toRecord,
-  TypeOrmInbox,
 } from '@app/messaging';
+import { TypeOrmInbox } from '@app/inbox';
 import { OutboxRelay } from '@app/outbox';
 import type { RunningApp } from '@app/runtime';
 import { bootEmailService, bootUsersApi } from './support/apps';

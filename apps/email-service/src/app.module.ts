@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { MailerModule, MailerOptions } from '@nestjs-modules/mailer';
 import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
-import { InboxRecord } from '@app/messaging';
+import { InboxRecord } from '@app/inbox';
 import { EmailRequestsConsumer } from './email/email-requests.consumer';
 import { MailSender } from './email/mail.sender';
 import { Inbox1764000000000 } from './migrations/1764000000000-inbox';

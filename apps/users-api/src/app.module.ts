@@ -4,7 +4,7 @@ import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import { CacheModule } from '@app/cache';
 import { UsersApiConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
-import { InboxRecord } from '@app/messaging';
+import { InboxRecord } from '@app/inbox';
 import { OutboxMessage, OutboxModule } from '@app/outbox';
 import { isOperationsPath } from '@app/telemetry';
 import { ApiErrorFilter } from './common/api-error.filter';

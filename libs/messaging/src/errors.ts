@@ -19,6 +19,20 @@ export class RetriableError extends Error {
   }
 }
 
+/**
+ * Not this message's fault: the event is fine, but what it needs is not there now — another consumer holds its
+ * claim, a dependency (Redis, a database) cannot be reached. Retried without using up an attempt, for as long as
+ * the retry deadline allows; `retryAfterMs`, when known (a lease that ends then), is when to look again.
+ */
+export class UnavailableError extends RetriableError {
+  override readonly name: string = 'UnavailableError';
+  readonly retryAfterMs?: number;
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
 export type FailureKind = 'permanent' | 'retriable';
 
 /** Classification by type, never by message text. Unknown errors are retriable: losing work is worse than retrying. */

@@ -24,7 +24,16 @@ describe('failure headers', () => {
       ...failureHeaders({ origin, consumerGroup: 'g', attempts: 3, firstFailedAt: 1000, error: new Error('x') }),
       [FailureHeaders.RetryAt]: '5000',
     };
-    expect(readRetryState(headers)).toEqual({ origin, attempts: 3, firstFailedAt: 1000, retryAt: 5000 });
+    expect(readRetryState(headers)).toEqual({ origin, attempts: 3, firstFailedAt: 1000, retryAt: 5000, waits: 0 });
+  });
+
+  it('carries the waits that used up no attempt', () => {
+    const headers = {
+      ...failureHeaders({ origin, consumerGroup: 'g', attempts: 0, firstFailedAt: 1000, error: 'x', waits: 4 }),
+      [FailureHeaders.RetryAt]: '5000',
+    };
+    expect(readRetryState(headers)).toMatchObject({ attempts: 0, waits: 4 });
+    expect(readRetryState({ ...headers, [FailureHeaders.Waits]: 'many' })).toMatchObject({ waits: 0 });
   });
 
   it.each([

@@ -26,6 +26,8 @@ export const FailureHeaders = {
   FailedAt: 'x-failed-at',
   ErrorClass: 'x-error-class',
   ErrorMessage: 'x-error-message',
+  /** Retries that waited on something unavailable (a held claim, a dependency down) and used up no attempt. */
+  Waits: 'x-waits',
   /** Retry topic only: epoch milliseconds before which the message must not run again. */
   RetryAt: 'x-retry-at',
   /** Dead-letter topic only: why the message was set aside. */
@@ -49,6 +51,7 @@ export interface RetryState {
   attempts: number;
   firstFailedAt: number;
   retryAt: number;
+  waits: number;
 }
 
 export interface FailureInput {
@@ -57,6 +60,7 @@ export interface FailureInput {
   attempts: number;
   firstFailedAt: number;
   error: unknown;
+  waits?: number;
 }
 
 const FAILURE_HEADER_NAMES = new Set<string>(Object.values(FailureHeaders));
@@ -104,6 +108,7 @@ export function failureHeaders(input: FailureInput): Record<string, string> {
     [FailureHeaders.FailedAt]: String(Date.now()),
     [FailureHeaders.ErrorClass]: errorClassOf(input.error),
     [FailureHeaders.ErrorMessage]: safeErrorMessage(input.error),
+    ...(input.waits ? { [FailureHeaders.Waits]: String(input.waits) } : {}),
   };
 }
 
@@ -132,5 +137,6 @@ export function readRetryState(headers: IHeaders | undefined): RetryState | unde
     attempts: Number(attempts),
     firstFailedAt: Number(firstFailedAt),
     retryAt: Number(retryAt),
+    waits: DIGITS.test(get(FailureHeaders.Waits) ?? '') ? Number(get(FailureHeaders.Waits)) : 0,
   };
 }

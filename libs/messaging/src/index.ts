@@ -13,7 +13,6 @@ export * from './kafka-monitor';
 export * from './failure-decision';
 export * from './partition-scheduler';
 export * from './inbox-retention';
-export * from './claim-inbox';
 export * from './messaging.module';
 export * from './failure-headers';
 export * from './retry-policy';

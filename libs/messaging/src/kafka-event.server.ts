@@ -740,8 +740,12 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
           }
           if (this.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
           const label = `${where} ${event.type} ${event.id} attempt ${attempt}/${this.options.retry.maxAttempts}`;
-          const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now() }, this.options.retry);
-          const failure = { origin, attempts: decision.attempts, firstFailedAt };
+          const decision = decideFailure(
+            { attempt, error, firstFailedAt, now: Date.now(), waits: prior?.waits },
+            this.options.retry,
+          );
+          const waits = decision.kind === 'retry' ? decision.waits : prior?.waits;
+          const failure = { origin, attempts: decision.attempts, firstFailedAt, waits };
           if (decision.kind === 'dead-letter') {
             await this.deadLetter(message, failure, error, decision.reason);
             this.observe(event.type, 'dead-lettered', took);

@@ -23,7 +23,6 @@ import {
 import { Logger as NestPinoLogger, Params as LoggerParams, PinoLogger } from 'nestjs-pino';
 import type { Logger as Pino } from 'pino';
 import {
-  ClaimInbox,
   ConsumerDeclarationError,
   EventProducer,
   InboxStore,
@@ -36,8 +35,8 @@ import {
   resolveConsumers,
   retryPolicyOf,
   topicSettingsOf,
-  TypeOrmInbox,
 } from '@app/messaging';
+import { ClaimInbox, TypeOrmInbox } from '@app/inbox';
 import { ConsumerServers } from './consumer-servers';
 import { requestLogging } from './logging';
 import {

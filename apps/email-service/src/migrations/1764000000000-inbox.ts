@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { createInboxTable } from '@app/messaging';
+import { createInboxTable } from '@app/inbox';
 import { SCHEMA } from '../schema';
 
 export class Inbox1764000000000 implements MigrationInterface {

@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { addInboxPruningIndex } from '@app/messaging';
+import { addInboxPruningIndex } from '@app/inbox';
 import { SCHEMA } from '../schema';
 
 export class InboxPruning1764100000000 implements MigrationInterface {

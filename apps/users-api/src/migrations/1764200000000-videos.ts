@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { addInboxPruningIndex, createInboxTable } from '@app/messaging';
+import { addInboxPruningIndex, createInboxTable } from '@app/inbox';
 import { SCHEMA } from '../schema';
 
 /** Videos and their processing state; the inbox of users-api's own consumer group (video results). */

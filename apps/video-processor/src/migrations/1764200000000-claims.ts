@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { createClaimTable } from '@app/messaging';
+import { createClaimTable } from '@app/inbox';
 import { SCHEMA } from '../schema';
 
 export class Claims1764200000000 implements MigrationInterface {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DataSource, QueryRunner } from 'typeorm';
-import { errorMessageOf, RetriableError } from './errors';
-import { InboxBusyError, InboxKey, InboxOutcome, InboxStore } from './inbox';
+import { errorMessageOf, InboxKey, InboxOutcome, InboxStore, RetriableError } from '@app/messaging';
+import { InboxBusyError } from './inbox-busy.error';
 
 /** The claim of a long job was taken over (its lease ran out while it ran): its completion does not count. */
 export class ClaimLostError extends RetriableError {
@@ -96,8 +96,11 @@ export class ClaimInbox implements InboxStore {
       [key.consumerGroup, key.eventId],
     );
     if (current?.completed) return 'completed';
+    // The holder's lease end by the database's clock, as a wait from now: a retry looks again when it has run out.
+    const leaseEnd = current?.lease_until ? new Date(current.lease_until).getTime() : undefined;
     throw new InboxBusyError(
       `event ${key.eventId} is claimed by ${current?.owner ?? 'another consumer'} of group ${key.consumerGroup} until ${current?.lease_until?.toISOString() ?? 'its lease ends'}`,
+      { retryAfterMs: leaseEnd === undefined ? undefined : Math.max(0, leaseEnd - Date.now()) },
     );
   }
 

@@ -1,0 +1,3 @@
+export * from './inbox-busy.error';
+export * from './transactional-inbox';
+export * from './claim-inbox';
