@@ -12,7 +12,9 @@ ensure_redis
 ensure_chromium
 ensure_kubectl
 ensure_openssl
-start_throwaway_kafka test 29092
+# TEST_KAFKA_NAME and TEST_KAFKA_PORT let two checkouts on one machine test side by side.
+export TEST_KAFKA_NAME="${TEST_KAFKA_NAME:-test}"
+start_throwaway_kafka "$TEST_KAFKA_NAME" "${TEST_KAFKA_PORT:-29092}"
 
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
