@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { GroupKind } from './kafka-event.server';
+import type { StartPositions } from './start-positions';
 
 // @nestjs/microservices keys: the pattern a method handles, and the transport whose server registers it.
 const PATTERN_METADATA = 'microservices:pattern';
@@ -37,6 +38,11 @@ export interface EventConsumerOptions<Config = never> {
   concurrency?: number;
   /** Where a durable group with no committed offset starts. Default `earliest`; per-instance groups start at latest. */
   startFrom?: 'earliest' | 'latest';
+  /**
+   * A provider of the app (resolved from its container) that says where each partition starts on every join —
+   * see StartPositions. For per-instance groups that must not skip what was written while they were away.
+   */
+  positions?: abstract new (...args: never[]) => StartPositions;
 }
 
 /** A consumer class's options after validation, with the group resolved against the app's config. */
@@ -48,6 +54,7 @@ export interface ResolvedConsumer {
   claim?: { schema: string; leaseMs: number };
   concurrency?: number;
   startFrom: 'earliest' | 'latest';
+  positions?: abstract new (...args: never[]) => StartPositions;
   /** The server of this class's group registers only this class's handlers. */
   transportId: symbol;
 }
@@ -68,6 +75,7 @@ const optionsSchema = z
       .optional(),
     concurrency: z.number().int().min(1).max(64).optional(),
     startFrom: z.enum(['earliest', 'latest']).optional(),
+    positions: z.custom((value) => typeof value === 'function', { error: 'must be a provider class' }).optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -190,6 +198,7 @@ export function resolveConsumers<Config>(classes: Constructor[], config: Config,
       claim: o.claim,
       concurrency: o.concurrency,
       startFrom: o.kind === 'per-instance' ? 'latest' : (o.startFrom ?? 'earliest'),
+      positions: declared.options.positions,
       transportId: declared.transportId,
     });
   }

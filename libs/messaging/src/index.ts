@@ -20,3 +20,4 @@ export * from './dead-letters';
 export * from './topic-history';
 export * from './tracing';
 export * from './kafka-preflight';
+export * from './start-positions';

@@ -31,6 +31,7 @@ import { RetryPolicy } from './retry-policy';
 import { ensureTopics, TopicSettings, withKafkaRetries } from './topics';
 import { KafkaMonitor, withDeadline } from './kafka-monitor';
 import { PartitionProgress, partitionKey } from './partition-progress';
+import type { StartPositions } from './start-positions';
 
 /**
  * `durable`: a named group shared by the replicas, from the earliest offset on its first start, with retry and
@@ -197,6 +198,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
   private kafka?: Kafka;
   private producer?: EventProducer;
   private inbox: InboxStore = new NoInbox();
+  private positions?: StartPositions;
 
   constructor(private readonly options: KafkaEventServerOptions) {
     super();
@@ -223,10 +225,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
    * Hands over what lives in the app's DI container (the Kafka client, the producer, the inbox's DataSource), which
    * exists only once Nest created the app around this server. Called before `listen`.
    */
-  attach(deps: { kafka: Kafka; producer: EventProducer; inbox?: InboxStore }): void {
+  attach(deps: { kafka: Kafka; producer: EventProducer; inbox?: InboxStore; positions?: StartPositions }): void {
     this.kafka = deps.kafka;
     this.producer = deps.producer;
     if (deps.inbox) this.inbox = deps.inbox;
+    this.positions = deps.positions;
   }
 
   /** Event types this app handles, from its `@HandleEvent` methods. */
@@ -325,6 +328,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
     if (this.perInstance) {
       // Live fan-out: no retry or dead-letter topics, nothing created on the broker but the group itself.
       await ensureTopics(kafka, sources, this.options.topics);
+      await this.positions?.ready?.();
       if (this.closing) return;
       await this.runConsumer(kafka, sources);
       if (await this.closedWhileStarting()) return;
@@ -369,6 +373,7 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       if (consumer === this.consumer) this.rebalanceSeen = undefined;
       if (consumer === this.consumer) this.setMembership({ state: 'joined', assigned: payload.memberAssignment });
       if (consumer === this.consumer) this.progress.assigned(payload.memberAssignment, Date.now());
+      if (consumer === this.consumer) this.seekToStartPositions(consumer, payload.memberAssignment);
     });
     consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
       if (consumer === this.consumer) {
@@ -417,6 +422,18 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       partitionsConsumedConcurrently: this.options.concurrency ?? 1,
       eachBatch: (payload) => this.handleBatch(payload),
     });
+  }
+
+  /** Every join starts each assigned partition where the app's StartPositions say (applied before the next fetch). */
+  private seekToStartPositions(consumer: Consumer, assigned: Record<string, number[]>): void {
+    const positions = this.positions;
+    if (!positions) return;
+    for (const [topic, partitions] of Object.entries(assigned)) {
+      for (const partition of partitions) {
+        const offset = positions.startOffset(topic, partition);
+        if (offset !== undefined) consumer.seek({ topic, partition, offset });
+      }
+    }
   }
 
   /** close() ran while the consumer joined (a sibling server failed to start): it must not stay in the group. */

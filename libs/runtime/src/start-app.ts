@@ -199,6 +199,7 @@ export async function startApp<S extends ConfigSchema>(
         kafka: app.get<Kafka>(KAFKA),
         producer: app.get(EventProducer),
         inbox: inboxOf(app, settings, consumer),
+        positions: consumer.positions ? app.get(consumer.positions) : undefined,
       });
       app.connectMicroservice({ strategy: server });
       registry.add(server);
