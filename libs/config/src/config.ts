@@ -99,6 +99,10 @@ export interface Closable {
 /**
  * SIGTERM or SIGINT closes the app — consumers stop fetching, finish in-flight messages, commit and disconnect —
  * and exits 0. A second signal, or the deadline, exits 1 at once: whatever was not committed is redelivered.
+ *
+ * The last resort for a bug: an exception nothing caught, or a rejection nothing handled, is logged and the app
+ * drains the same way, then exits 1 (so that it is restarted) — instead of Node dying at once mid-send, with work
+ * in flight neither finished nor committed.
  */
 export function exitOnSignals(
   app: string,
@@ -107,13 +111,9 @@ export function exitOnSignals(
   log: LifecycleLog = plainLifecycleLog(app),
 ): void {
   let closing = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (closing) {
-      log.error(`received ${signal} again; exiting now`);
-      process.exit(1);
-    }
+  const shutdown = (why: string, exitCode: 0 | 1) => {
     closing = true;
-    log.info(`received ${signal}; finishing in-flight work (up to ${deadlineMs} ms)`);
+    log.info(`${why}; finishing in-flight work (up to ${deadlineMs} ms)`);
     setTimeout(() => {
       log.error(`did not shut down within ${deadlineMs} ms; exiting`);
       process.exit(1);
@@ -121,7 +121,7 @@ export function exitOnSignals(
     target.close().then(
       () => {
         log.info('stopped');
-        process.exit(0);
+        process.exit(exitCode);
       },
       (error: unknown) => {
         log.error(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -129,6 +129,20 @@ export function exitOnSignals(
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) {
+      log.error(`received ${signal} again; exiting now`);
+      process.exit(1);
+    }
+    shutdown(`received ${signal}`, 0);
+  };
+  const onBug = (kind: string) => (error: unknown) => {
+    const detail = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error);
+    log.error(`${kind}: ${detail}`);
+    if (!closing) shutdown(`${kind}; draining, then exiting 1`, 1);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('uncaughtException', onBug('uncaught exception'));
+  process.on('unhandledRejection', onBug('unhandled rejection'));
 }

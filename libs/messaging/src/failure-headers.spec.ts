@@ -9,6 +9,7 @@ import {
   retryTopicOf,
   deadLetterTopicOf,
   safeErrorMessage,
+  localFirstFailedAt,
 } from './failure-headers';
 
 const origin = { topic: 'emails', partition: 2, offset: '41', timestamp: '1764000000000' };
@@ -25,6 +26,14 @@ describe('failure headers', () => {
       [FailureHeaders.RetryAt]: '5000',
     };
     expect(readRetryState(headers)).toEqual({ origin, attempts: 3, firstFailedAt: 1000, retryAt: 5000, waits: 0 });
+  });
+
+  it('counts the retry deadline by this clock: elapsed time back from now, else a first failure not in the future', () => {
+    const state = { origin, attempts: 1, firstFailedAt: 9_000_000, retryAt: 0, waits: 0 };
+    expect(localFirstFailedAt({ ...state, elapsedMs: 4000 }, 1_000_000)).toBe(996_000);
+    expect(localFirstFailedAt(state, 1_000_000)).toBe(1_000_000);
+    expect(localFirstFailedAt({ ...state, firstFailedAt: 5 }, 1_000_000)).toBe(5);
+    expect(readRetryState({ ...failureHeaders({ origin, consumerGroup: 'g', attempts: 1, firstFailedAt: 1, error: 'x' }), [FailureHeaders.RetryAt]: '9', [FailureHeaders.Elapsed]: '8' })).toMatchObject({ elapsedMs: 8 });
   });
 
   it('carries the waits that used up no attempt', () => {

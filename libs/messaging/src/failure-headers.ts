@@ -28,15 +28,35 @@ export const FailureHeaders = {
   ErrorMessage: 'x-error-message',
   /** Retries that waited on something unavailable (a held claim, a dependency down) and used up no attempt. */
   Waits: 'x-waits',
+  /**
+   * Retry topic only: the time from the first failure to the due time, by the clock of the process that wrote
+   * both. The next process counts the retry deadline on from it with its own clock, so no two hosts' clocks are
+   * ever compared (x-first-failed-at from a clock ahead would never reach the deadline; from one behind, at once).
+   */
+  Elapsed: 'x-retry-elapsed-ms',
   /** Retry topic only: epoch milliseconds before which the message must not run again. */
   RetryAt: 'x-retry-at',
   /** Dead-letter topic only: why the message was set aside. */
   Reason: 'x-dead-letter-reason',
+  /**
+   * Dead-letter topic only: set on a stub, a copy whose value was cut because the broker took the message in no
+   * other form; the value's size in bytes. The whole message is still at its original topic, partition and offset
+   * for as long as that topic keeps it.
+   */
+  ValueCut: 'x-value-cut',
+  /** On a stub whose own headers did not fit either: how many were left out. */
+  HeadersCut: 'x-headers-cut',
   /** Set on a message republished from the dead-letter topic: `<topic>/<partition>/<offset>` it came from. */
   ReplayedFrom: 'x-replayed-from',
 } as const;
 
-export type DeadLetterReason = 'invalid-message' | 'permanent-error' | 'attempts-exhausted' | 'deadline-exceeded';
+export type DeadLetterReason =
+  | 'invalid-message'
+  | 'permanent-error'
+  | 'attempts-exhausted'
+  | 'deadline-exceeded'
+  /** The broker refused the copy for the retry topic in every form (too large once uncompressed). */
+  | 'retry-refused';
 
 export interface MessageOrigin {
   topic: string;
@@ -52,6 +72,8 @@ export interface RetryState {
   firstFailedAt: number;
   retryAt: number;
   waits: number;
+  /** See FailureHeaders.Elapsed; absent on retries written before it existed. */
+  elapsedMs?: number;
 }
 
 export interface FailureInput {
@@ -138,5 +160,14 @@ export function readRetryState(headers: IHeaders | undefined): RetryState | unde
     firstFailedAt: Number(firstFailedAt),
     retryAt: Number(retryAt),
     waits: DIGITS.test(get(FailureHeaders.Waits) ?? '') ? Number(get(FailureHeaders.Waits)) : 0,
+    ...(DIGITS.test(get(FailureHeaders.Elapsed) ?? '') ? { elapsedMs: Number(get(FailureHeaders.Elapsed)) } : {}),
   };
+}
+
+/**
+ * When, by this process's clock, a retry's first failure was: its elapsed time counted back from now, or (a retry
+ * written without it) the header's time, never later than now.
+ */
+export function localFirstFailedAt(prior: RetryState, now: number): number {
+  return prior.elapsedMs !== undefined ? now - prior.elapsedMs : Math.min(prior.firstFailedAt, now);
 }

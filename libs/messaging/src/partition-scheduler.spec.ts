@@ -31,6 +31,45 @@ describe('PartitionScheduler', () => {
     expect(consumer.calls).toEqual(['pause g.retry:1', 'resume g.retry:1']);
   });
 
+  it('a resume that kafkajs refuses (consumer restarting) does not throw from the timer, and is reported', () => {
+    const errors: string[] = [];
+    const refusing: PartitionControl = {
+      pause: () => undefined,
+      resume: () => {
+        throw new Error('Consumer group was not initialized, consumer#run must be called first');
+      },
+    };
+    const safe = new PartitionScheduler(() => refusing, policy, Date.now, (what) => errors.push(what));
+    safe.pauseUntil('g.retry', 1, Date.now() + 1000);
+    expect(() => jest.advanceTimersByTime(1000)).not.toThrow();
+    expect(errors).toEqual(['resume g.retry[1]']);
+    expect(safe.pausedPartitions()).toEqual([]);
+  });
+
+  it('a refused pause is reported, and the wait is re-applied on the next join', () => {
+    const errors: string[] = [];
+    let refuse = true;
+    const calls: string[] = [];
+    const control: PartitionControl = {
+      pause: (t) => {
+        if (refuse) throw new Error('Consumer group was not initialized');
+        calls.push(`pause ${t[0].topic}:${t[0].partitions[0]}`);
+      },
+      resume: (t) => calls.push(`resume ${t[0].topic}:${t[0].partitions[0]}`),
+    };
+    const safe = new PartitionScheduler(() => control, policy, Date.now, (what) => errors.push(what));
+    expect(() => safe.pauseUntil('g.retry', 0, Date.now() + 5000)).not.toThrow();
+    expect(errors).toEqual(['pause g.retry[0]']);
+    refuse = false;
+    safe.rejoined();
+    expect(calls).toEqual(['pause g.retry:0']);
+    jest.advanceTimersByTime(5000);
+    expect(calls).toEqual(['pause g.retry:0', 'resume g.retry:0']);
+    // A wait that is over is not paused again by a later join.
+    safe.rejoined();
+    expect(calls).toHaveLength(2);
+  });
+
   it('a second pause of the same partition replaces the first timer', () => {
     scheduler.pauseUntil('g.retry', 1, Date.now() + 5000);
     scheduler.pauseUntil('g.retry', 1, Date.now() + 1000);

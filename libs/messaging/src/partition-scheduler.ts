@@ -20,6 +20,11 @@ const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
  * (never longer than a timer holds): how a retry topic waits for its head message to be due without a busy loop,
  * and how a partition whose message could not be set aside backs off — per partition, so one partition's trouble
  * does not lengthen another's wait.
+ *
+ * Pausing and resuming are safe in every state of the consumer: kafkajs throws from pause() and resume() while it
+ * restarts itself or before run() ("Consumer group was not initialized"), and such a throw from a timer would end
+ * the process. A failed call is logged and left to `rejoined()`, which re-applies the pauses still due after every
+ * join (a new or restarted kafkajs consumer starts with nothing paused).
  */
 export class PartitionScheduler {
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -32,19 +37,38 @@ export class PartitionScheduler {
     private readonly control: () => PartitionControl | undefined,
     private readonly policy: BackoffPolicy,
     private readonly now: () => number = Date.now,
+    private readonly onError: (what: string, error: unknown) => void = () => undefined,
   ) {}
+
+  private apply(what: 'pause' | 'resume', topic: string, partition: number): void {
+    const control = this.control();
+    if (!control) return;
+    try {
+      control[what]([{ topic, partitions: [partition] }]);
+    } catch (error) {
+      this.onError(`${what} ${partitionKey(topic, partition)}`, error);
+    }
+  }
+
+  /** After a join: the partitions whose wait is not over are paused again on the consumer that joined. */
+  rejoined(): void {
+    if (this.closed) return;
+    for (const key of this.timers.keys()) {
+      const at = key.lastIndexOf(':');
+      this.apply('pause', key.slice(0, at), Number(key.slice(at + 1)));
+    }
+  }
 
   /** Stops fetching the partition until `until`; unresolved messages are fetched again after the resume. */
   pauseUntil(topic: string, partition: number, until: number): void {
-    const control = this.control();
-    if (!control || this.closed) return;
+    if (!this.control() || this.closed) return;
     const key = keyOf(topic, partition);
     clearTimeout(this.timers.get(key));
-    control.pause([{ topic, partitions: [partition] }]);
+    this.apply('pause', topic, partition);
     const timer = setTimeout(
       () => {
         this.timers.delete(key);
-        if (!this.closed) this.control()?.resume([{ topic, partitions: [partition] }]);
+        if (!this.closed) this.apply('resume', topic, partition);
       },
       Math.max(1, timerDelay(until - this.now())),
     );

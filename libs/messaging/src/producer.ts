@@ -134,16 +134,20 @@ export class EventProducer {
     await this.connecting;
   }
 
-  /** Sends records in the given order; resolves only after the broker acknowledged all of them (acks=all). */
-  async send(records: readonly OutgoingRecord[]): Promise<void> {
+  /**
+   * Sends records in the given order; resolves only after the broker acknowledged all of them (acks=all).
+   * `compress`: gzip the batch (a copy of a record another producer sent compressed may fit only so).
+   */
+  async send(records: readonly OutgoingRecord[], options: { compress?: boolean } = {}): Promise<void> {
     if (records.length === 0) return;
+    const compression = options.compress ? CompressionTypes.GZIP : CompressionTypes.None;
     // One send at a time: concurrent sends on one idempotent kafkajs producer have lost messages (kafkajs#1005).
-    const turn = this.tail.then(() => this.sendNow(records));
+    const turn = this.tail.then(() => this.sendNow(records, compression));
     this.tail = turn.catch(() => undefined);
     await turn;
   }
 
-  private async sendNow(untraced: readonly OutgoingRecord[]): Promise<void> {
+  private async sendNow(untraced: readonly OutgoingRecord[], compression: CompressionTypes): Promise<void> {
     const { records, settle } = startPublishSpans(untraced);
     // One entry per topic, records kept in their relative order: per-key order only matters within a partition.
     const byTopic = new Map<string, Message[]>();
@@ -158,7 +162,7 @@ export class EventProducer {
       const producer = this.producer;
       this.targets.clear();
       const answers = await outsideLogContext(() =>
-        producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages }),
+        producer.sendBatch({ acks: -1, compression, topicMessages }),
       );
       // kafkajs re-sends a failed request only to brokers that have not answered yet, against metadata refreshed
       // meanwhile: a partition whose leader moved to a broker that already answered is never sent, and the send
