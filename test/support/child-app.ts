@@ -71,6 +71,11 @@ export class ChildApp {
     this.child?.kill(signal);
   }
 
+  /** The process id of the running app (a per-instance consumer group is named after it). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.exitCode === null && this.exitSignal === null;
   }

@@ -3,12 +3,13 @@ import { notifierConfigSchema } from '@app/config';
 import { TopicHistory } from '@app/messaging';
 import { defineApp } from '@app/runtime';
 import { LiveEventsConsumer } from './stream/live-events.consumer';
+import { LivePositions } from './stream/live-positions';
 import { NotificationHub } from './stream/notification-hub';
 import { StreamController } from './stream/stream.controller';
 
 @Module({
   controllers: [StreamController, LiveEventsConsumer],
-  providers: [NotificationHub, TopicHistory],
+  providers: [NotificationHub, LivePositions, TopicHistory],
 })
 class AppModule {}
 

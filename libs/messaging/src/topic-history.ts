@@ -98,8 +98,13 @@ export class TopicHistory {
           for (const message of batch.messages) {
             const offset = Number(message.offset);
             const expected = next.get(key);
-            // Before the seek took effect, or past the end of the range: not part of this read.
-            if (expected === undefined || offset < expected || offset >= (end.get(key) ?? 0)) continue;
+            // Before the seek took effect: not part of this read.
+            if (expected === undefined || offset < expected) continue;
+            // Past the end of the range: the rest of it holds no message (a control record, a compacted one).
+            if (offset >= (end.get(key) ?? 0)) {
+              next.set(key, end.get(key) ?? offset);
+              continue;
+            }
             next.set(key, offset + 1);
             delivered += 1;
             onMessage({ topic: batch.topic, partition: batch.partition, offset, message });

@@ -4,20 +4,17 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { APP_CONFIG, NotifierConfig } from '@app/config';
-import { EVENT_TYPES, Envelope, parseEvent, topicOf } from '@app/contracts';
+import type { Envelope } from '@app/contracts';
 import { errorMessageOf, HistoryMessage, Positions, TopicHistory } from '@app/messaging';
 import { MetricsContributor, RuntimeContributor } from '@app/runtime';
+import { LivePositions } from './live-positions';
 import { copyPositions, decodePositions, STREAM_TOPICS } from './positions';
-import { DropReason, NOT_AN_EVENT, SseClient, StreamEvent } from './sse-client';
+import { RecentEvents } from './recent-events';
+import { DropReason, SseClient, StreamEvent } from './sse-client';
+import { fromHistory, nameOf, serialise } from './stream-events';
 
-/** SSE event names: the types on the streamed topics without their version (`post.created`). */
-export const STREAM_EVENT_NAMES: readonly string[] = EVENT_TYPES.filter((type) =>
-  (STREAM_TOPICS as readonly string[]).includes(topicOf(type)),
-).map(nameOf);
-
-export function nameOf(type: string): string {
-  return type.replace(/\.v\d+$/, '');
-}
+/** Event ids remembered with their offsets, to drop a relay's re-send (about 2 MB). */
+const RECENT_EVENT_IDS = 10_000;
 
 export class StreamRefusedError extends Error {
   constructor(
@@ -32,15 +29,17 @@ export class StreamRefusedError extends Error {
 /**
  * Every open stream of this replica, fed by the replica's per-instance consumer. Keeps no history: a client that
  * reconnects with Last-Event-ID is replayed what it missed from the broker (TopicHistory), on any replica, then
- * joins the live feed with no gap and nothing twice (its positions filter what both sources deliver).
+ * joins the live feed with no gap and nothing twice (its positions filter what both sources deliver). The feed
+ * itself has no gap: the consumer starts every join where the feed stands (LivePositions), and should it still
+ * deliver past that, the hole is read from the topic first — or, if the topic no longer holds it, every client is
+ * told with `resync`. An event id a client has passed is not sent to it again at another offset.
  */
 @RuntimeContributor()
 @Injectable()
 export class NotificationHub implements MetricsContributor, OnModuleDestroy {
   private readonly log = new Logger(NotificationHub.name);
   private readonly clients = new Set<SseClient>();
-  /** The next offset the live feed will deliver, per partition, as far as this replica knows. */
-  private live?: Positions;
+  private readonly recent = new RecentEvents(RECENT_EVENT_IDS);
   private readonly replica = `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly dropped = new Counter({
@@ -60,10 +59,22 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     labelNames: ['outcome'] as const,
     registers: [],
   });
+  private readonly repeats = new Counter({
+    name: 'notifier_sse_repeats_dropped_total',
+    help: 'Events not sent to a client that had passed the same event id at another offset (a relay re-send)',
+    registers: [],
+  });
+  private readonly gaps = new Counter({
+    name: 'notifier_live_gaps_total',
+    help: 'Jumps past the position of the live feed, filled from the topic or announced to every client (resync)',
+    labelNames: ['outcome'] as const,
+    registers: [],
+  });
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: NotifierConfig,
     private readonly history: TopicHistory,
+    private readonly live: LivePositions,
   ) {
     this.heartbeat = setInterval(() => {
       for (const client of this.clients) client.comment('keep-alive');
@@ -72,6 +83,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     // Every series from the start, at zero: an alert on a rise needs the zero before it.
     this.dropped.inc({ reason: 'overflow' }, 0);
     for (const outcome of ['replayed', 'too-far-back', 'failed']) this.resumes.inc({ outcome }, 0);
+    for (const outcome of ['filled', 'resync']) this.gaps.inc({ outcome }, 0);
   }
 
   registerMetrics(registry: Registry): void {
@@ -101,16 +113,69 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     registry.registerMetric(this.dropped);
     registry.registerMetric(this.sent);
     registry.registerMetric(this.resumes);
+    registry.registerMetric(this.repeats);
+    registry.registerMetric(this.gaps);
   }
 
-  /** An event from the live feed (this replica's per-instance consumer). */
-  publish(event: Envelope & { type: string }, at: { topic: string; partition: number; offset: number }): void {
-    if (this.live) {
-      const partitions = (this.live[at.topic] ??= []);
-      partitions[at.partition] = Math.max(partitions[at.partition] ?? 0, at.offset + 1);
+  /**
+   * An event from the live feed (this replica's per-instance consumer); resolves once every client was offered it.
+   * One the feed delivered already (a re-fetch) is ignored; one past the feed's position comes after the hole.
+   */
+  async publish(event: Envelope & { type: string }, at: { topic: string; partition: number; offset: number }) {
+    const expected = this.live.next(at.topic, at.partition);
+    if (expected !== undefined && at.offset < expected) return;
+    if (expected !== undefined && at.offset > expected) await this.fillGap(at.topic, at.partition, expected, at.offset);
+    this.fanOut({ ...at, eventId: event.id, name: nameOf(event.type), data: serialise(event) });
+  }
+
+  private fanOut(event: StreamEvent): void {
+    this.live.passed(event.topic, event.partition, event.offset);
+    if (event.eventId !== undefined) this.recent.record(event.eventId, event);
+    for (const client of this.clients) this.count(client, () => client.offer(event));
+  }
+
+  /** Offsets [from, to) of a partition, which the consumer skipped: from the topic, or a resync where it has none. */
+  private async fillGap(topic: string, partition: number, from: number, to: number): Promise<void> {
+    const where = `${topic}[${partition}] ${from}–${to - 1}`;
+    let next = from;
+    let resynced = false;
+    // In stream order: before the first event past the part that cannot be streamed.
+    const resync = (reason: string) => {
+      if (resynced) return;
+      resynced = true;
+      this.gaps.inc({ outcome: 'resync' });
+      this.log.error(`the live feed skipped ${where} and cannot fill it (${reason}); clients told to resync`);
+      for (const client of this.clients) {
+        client.control('resync', {
+          replica: this.replica,
+          reason: `${where} could not be streamed: ${reason}`,
+          advice: 'reload the state you show (GET /posts, GET /videos/:id): the stream goes on from now',
+        });
+      }
+    };
+    try {
+      if (to - from > this.config.NOTIFIER_RESUME_MAX_EVENTS) throw new Error(`${to - from} events were skipped`);
+      const start: Positions = { [topic]: [] };
+      const end: Positions = { [topic]: [] };
+      start[topic][partition] = from;
+      end[topic][partition] = to;
+      await this.history.read(
+        start,
+        end,
+        (message) => {
+          if (message.offset > next) resync(`offsets ${next}–${message.offset - 1} are no longer held`);
+          next = message.offset + 1;
+          this.fanOut(fromHistory(message));
+        },
+        { groupPrefix: `notifier.${this.replica}`, timeoutMs: 30_000 },
+      );
+      if (next < to) resync(`offsets ${next}–${to - 1} are no longer held`);
+    } catch (error) {
+      resync(errorMessageOf(error));
     }
-    const streamEvent: StreamEvent = { ...at, name: nameOf(event.type), data: serialise(event) };
-    for (const client of this.clients) this.count(client, () => client.offer(streamEvent));
+    if (resynced) return;
+    this.gaps.inc({ outcome: 'filled' });
+    this.log.warn(`the live feed skipped ${where}; filled from the topic`);
   }
 
   /** Opens a stream: from now, or (with a last event id) from where the client left off. */
@@ -130,7 +195,8 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
         throw new StreamRefusedError(400, 'NOTIFIER.BAD_LAST_EVENT_ID', `Last-Event-ID ${errorMessageOf(error)}`);
       }
     }
-    const now = copyPositions(await this.livePositions());
+    // No stream before the feed's positions are known: it starts where the consumer will.
+    const now = copyPositions(await this.live.current());
 
     response.status(200);
     response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
@@ -140,8 +206,13 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     response.flushHeaders();
     response.write(`retry: 2000\n\n`);
 
-    const client = new SseClient(response, from ?? now, options.types, this.config.NOTIFIER_CLIENT_QUEUE_MAX, (c, r) =>
-      this.onDrop(c, r),
+    const client = new SseClient(
+      response,
+      from ?? now,
+      options.types,
+      this.config.NOTIFIER_CLIENT_QUEUE_MAX,
+      (c, r) => this.onDrop(c, r),
+      (event, positions) => this.recent.passedAnother(event.eventId!, event, positions),
     );
     this.clients.add(client);
     const gone = new AbortController();
@@ -189,7 +260,12 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
       }
       client.moveTo(from);
       client.control('ready', { replica: this.replica, resumed: true, replaying: missed });
-      await this.history.read(from, to, (message) => this.count(client, () => client.deliver(fromHistory(message))), {
+      const replay = (message: HistoryMessage) => {
+        const event = fromHistory(message);
+        if (event.eventId !== undefined) this.recent.record(event.eventId, event);
+        this.count(client, () => client.deliver(event));
+      };
+      await this.history.read(from, to, replay, {
         signal: gone.signal,
         groupPrefix: `notifier.${this.replica}`,
         timeoutMs: 60_000,
@@ -216,51 +292,16 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     this.clients.clear();
   }
 
-  private async livePositions(): Promise<Positions> {
-    if (!this.live) {
-      const bounds = await this.history.bounds(STREAM_TOPICS);
-      const live: Positions = {};
-      for (const topic of STREAM_TOPICS) {
-        const partitions = (live[topic] ??= []);
-        bounds[topic].forEach(({ high }, partition) => {
-          partitions[partition] = Math.max(partitions[partition] ?? 0, high);
-        });
-      }
-      this.live = live;
-    }
-    return this.live;
-  }
-
   private count(client: SseClient, deliver: () => void): void {
-    const before = client.sent;
+    const [sent, repeats] = [client.sent, client.repeats];
     deliver();
-    if (client.sent > before) this.sent.inc(client.sent - before);
+    if (client.sent > sent) this.sent.inc(client.sent - sent);
+    if (client.repeats > repeats) this.repeats.inc(client.repeats - repeats);
   }
 
   private onDrop(client: SseClient, reason: DropReason): void {
     this.clients.delete(client);
     this.dropped.inc({ reason });
     this.log.warn(`a stream fell more than ${this.config.NOTIFIER_CLIENT_QUEUE_MAX} events behind and was closed`);
-  }
-}
-
-function serialise(event: Envelope & { type: string }): string {
-  return JSON.stringify({
-    id: event.id,
-    type: event.type,
-    time: event.time,
-    subject: event.subject,
-    correlationId: event.correlationid,
-    data: event.data,
-  });
-}
-
-function fromHistory({ topic, partition, offset, message }: HistoryMessage): StreamEvent {
-  try {
-    const event = parseEvent(message.value);
-    return { topic, partition, offset, name: nameOf(event.type), data: serialise(event) };
-  } catch {
-    // Not a valid event: the live feed skipped it too; only the position moves on.
-    return { topic, partition, offset, name: NOT_AN_EVENT, data: '{}' };
   }
 }

@@ -7,6 +7,8 @@ export interface StreamEvent {
   topic: string;
   partition: number;
   offset: number;
+  /** The event's own id (absent for a message that is not an event). */
+  eventId?: string;
   /** SSE event name: the event type without its version (`post.created`). */
   name: string;
   /** JSON: the event's id, type, time, subject and data. */
@@ -15,12 +17,16 @@ export interface StreamEvent {
 
 export type DropReason = 'overflow';
 
+/** Whether the client, standing at `positions`, has passed another copy of this event (the same event id). */
+export type RepeatCheck = (event: StreamEvent, positions: Positions) => boolean;
+
 /** A message the broker holds that is not a valid event: it moves a client's position on and is not sent. */
 export const NOT_AN_EVENT = '(invalid)';
 
 /**
  * One connected stream. Every event passes `offer`: one the client has already passed (by its positions) is
- * ignored, one of a type it did not ask for only moves its position on. While the client catches up from the
+ * ignored, one of a type it did not ask for only moves its position on, and so does one whose event id it has passed
+ * at another offset (a relay's re-send). While the client catches up from the
  * broker, live events wait in its queue. Writes respect the socket's backpressure; the queue of events waiting
  * for a slow client is bounded, and a client that overflows it is told and disconnected — it can resume by id.
  */
@@ -32,6 +38,8 @@ export class SseClient {
   private catchingUp = false;
   closed = false;
   sent = 0;
+  /** Events not sent because the client had passed the same event id at another offset. */
+  repeats = 0;
 
   constructor(
     private readonly response: Response,
@@ -39,6 +47,7 @@ export class SseClient {
     private readonly types: ReadonlySet<string> | undefined,
     private readonly maxQueue: number,
     private readonly onDrop: (client: SseClient, reason: DropReason) => void,
+    private readonly isRepeat: RepeatCheck = () => false,
   ) {
     this.written = encodePositions(positions);
     response.on('drain', () => this.flush());
@@ -80,8 +89,13 @@ export class SseClient {
     if (this.closed) return;
     const partitions = (this.positions[event.topic] ??= []);
     if (event.offset < (partitions[event.partition] ?? 0)) return;
+    const repeat = event.eventId !== undefined && this.isRepeat(event, this.positions);
     partitions[event.partition] = event.offset + 1;
     if (event.name === NOT_AN_EVENT || (this.types && !this.types.has(event.name))) return;
+    if (repeat) {
+      this.repeats += 1;
+      return;
+    }
     const id = this.lastEventId;
     this.send(id, frame({ id, event: event.name, data: event.data }));
     this.sent += 1;

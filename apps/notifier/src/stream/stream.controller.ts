@@ -1,7 +1,8 @@
 import { Controller, Get, Headers, HttpException, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { errorMessageOf } from '@app/messaging';
-import { nameOf, NotificationHub, STREAM_EVENT_NAMES, StreamRefusedError } from './notification-hub';
+import { NotificationHub, StreamRefusedError } from './notification-hub';
+import { nameOf, STREAM_EVENT_NAMES } from './stream-events';
 
 @Controller('notifications')
 export class StreamController {
