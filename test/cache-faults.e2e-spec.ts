@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { PostCache } from '@app/cache';
+import { PostCache, REDIS } from '@app/cache';
 import { cacheInvalidatorConfigSchema, loadConfig } from '@app/config';
 import { ensureDatabase } from '@app/database';
 import { ALL_TOPICS } from '@app/contracts';
@@ -206,4 +206,60 @@ describe('posts cache across Redis outages and restarts', () => {
     expect(staleHits).toEqual([]);
     expect(s.stats.deadLettered).toBe(0);
   }, 90_000);
+  it('a reader held across a crash that lost the floor of a newer version cannot cache the old row it read', async () => {
+    const s = (stack = await new Stack(await new TestRedis({ persistence: 'rdb' }).start()).start());
+    const post = await s.createPost('old row');
+    const client = s.redis.client();
+    try {
+      expect(await client.save()).toBe('OK');
+    } finally {
+      client.disconnect();
+    }
+    const cache = s.api.app.get(PostCache);
+    const fill = cache.fill.bind(cache);
+    let readOld!: () => void;
+    const readerHasRead = new Promise<void>((resolve) => (readOld = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const fills: boolean[] = [];
+    let held = false;
+    // The first reader is held between its database read and its cache write.
+    cache.fill = async (...args: Parameters<PostCache['fill']>) => {
+      if (args[0] !== post.id || held) return fill(...args);
+      held = true;
+      readOld();
+      await gate;
+      const written = await fill(...args);
+      fills.push(written);
+      return written;
+    };
+    const invalidator = s.invalidator.app.get(PostCache);
+    const invalidate = invalidator.invalidate.bind(invalidator);
+    const invalidated: number[] = [];
+    invalidator.invalidate = async (id: string, version: number) => {
+      const removed = await invalidate(id, version);
+      if (id === post.id) invalidated.push(version);
+      return removed;
+    };
+    try {
+      const reader = s.read(post.id);
+      await readerHasRead;
+      await s.patch(post.id, 1, 'new row');
+      await waitFor('the update to be invalidated', () => invalidated.includes(2));
+      // The floor that would refuse the old row was written after the snapshot: the crash loses it.
+      await s.redis.stop('SIGKILL');
+      await s.redis.start();
+      const apiRedis = s.api.app.get<symbol, Redis>(REDIS);
+      await waitFor('users-api to reach Redis again', () => apiRedis.status === 'ready');
+      release();
+      expect(await reader).toMatchObject({ cache: 'miss', post: { title: 'old row', version: 1 } });
+      const staleHits = await s.readUntilFresh(new Map([[post.id, 2]]), 20_000);
+      expect(staleHits).toEqual([]);
+      expect(fills).toEqual([false]);
+    } finally {
+      release();
+      cache.fill = fill;
+      invalidator.invalidate = invalidate;
+    }
+  }, 60_000);
 });
