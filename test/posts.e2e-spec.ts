@@ -208,7 +208,8 @@ describe('posts: cache-aside kept correct by events', () => {
       timeoutMs: 20_000,
     });
 
-    // Redis persists: the entry cached before the crash comes back with it, until the retried invalidation lands.
+    // Redis persists the entry cached before the crash, but its restart starts a new cache generation: that entry is
+    // never read again, and the first read after the restart caches the new version.
     await redis.start();
     await waitFor(
       'the read to be fresh from the cache',
