@@ -153,11 +153,11 @@ describe('posts: cache-aside kept correct by events', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     const fills: boolean[] = [];
     // The reader is held between its database read and its cache write.
-    cache.fill = async <T>(id: string, version: number, value: T) => {
-      if (id !== post.id) return fill(id, version, value);
+    cache.fill = async <T>(id: string, generation: string, version: number, value: T) => {
+      if (id !== post.id) return fill(id, generation, version, value);
       readOld();
       await gate;
-      const written = await fill(id, version, value);
+      const written = await fill(id, generation, version, value);
       fills.push(written);
       return written;
     };
@@ -170,13 +170,13 @@ describe('posts: cache-aside kept correct by events', () => {
       try {
         await waitFor(
           'the invalidator to raise the version floor',
-          async () => Number(await client.get(PostCache.floorKey(post.id))) >= 2,
+          async () => Number(await client.get(PostCache.floorKey(cache.generation, post.id))) >= 2,
         );
         release();
         expect(await reader).toMatchObject({ cache: 'miss', post: { title: 'old row', version: 1 } });
         // The late write of the old row was refused: nothing stale in the cache.
         expect(fills).toEqual([false]);
-        expect(await client.get(PostCache.entryKey(post.id))).toBeNull();
+        expect(await client.get(PostCache.entryKey(cache.generation, post.id))).toBeNull();
       } finally {
         client.disconnect();
       }
@@ -208,7 +208,8 @@ describe('posts: cache-aside kept correct by events', () => {
       timeoutMs: 20_000,
     });
 
-    // Redis persists: the entry cached before the crash comes back with it, until the retried invalidation lands.
+    // Redis persists the entry cached before the crash, but its restart starts a new cache generation: that entry is
+    // never read again, and the first read after the restart caches the new version.
     await redis.start();
     await waitFor(
       'the read to be fresh from the cache',

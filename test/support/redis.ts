@@ -15,11 +15,15 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * A redis-server of the test's own, on its own port, that the test can kill and start again. It persists every
- * write (append-only file, fsync always), as a production Redis with persistence does: what was cached before a
- * crash is there again after it — stale entries included, unless something removed them.
+ * A redis-server of the test's own, on its own port, that the test can kill and start again. By default it persists
+ * every write (append-only file, fsync always), as a production Redis with persistence does: what was cached before a
+ * crash is there again after it — stale entries included, unless something removed them. With `persistence: 'rdb'`
+ * it keeps only the snapshots the test takes (SAVE), as a Redis with RDB alone does: a crash loses every write made
+ * since the last one.
  */
 export class TestRedis {
+  constructor(private readonly options: { persistence?: 'aof' | 'rdb' } = {}) {}
+
   private child?: ChildProcess;
   private exited?: Promise<void>;
   port = 0;
@@ -36,7 +40,9 @@ export class TestRedis {
       'redis-server',
       [
         ...['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir],
-        ...['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
+        ...(this.options.persistence === 'rdb'
+          ? ['--save', '', '--appendonly', 'no']
+          : ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always']),
       ],
       { stdio: 'ignore' },
     );

@@ -14,6 +14,8 @@ export function createRedis(config: RedisConfig, connectionName: string): Redis 
     connectionName,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    // A command in flight when the connection drops fails; it is never sent again on the next connection.
+    autoResendUnfulfilledCommands: false,
     commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
     connectTimeout: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 1000),
     retryStrategy: (times) => Math.min(100 * times, 2000),

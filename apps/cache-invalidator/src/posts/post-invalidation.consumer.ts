@@ -1,13 +1,15 @@
 import { Controller, Logger } from '@nestjs/common';
-import { PostCache } from '@app/cache';
+import { isRedisUnavailable, PostCache } from '@app/cache';
 import type { CacheInvalidatorConfig } from '@app/config';
 import type { EventOf } from '@app/contracts';
-import { EventConsumer, HandleEvent, RetriableError, errorMessageOf } from '@app/messaging';
+import { EventConsumer, HandleEvent, RetriableError, UnavailableError, errorMessageOf } from '@app/messaging';
 
 /**
  * Keeps the post cache correct: each update or deletion raises the post's version floor and removes older entries.
  * Idempotent and order-tolerant by construction (the floor only rises), so no inbox: a redelivered or late event
- * changes nothing. Redis unreachable → the lib's retry topic, and the partition goes on meanwhile.
+ * changes nothing. Redis unreachable (or loading, or read-only) → retried through the lib's retry topic for as long as
+ * the retry deadline allows, using up no attempt: an outage of any length dead-letters nothing, and the partition
+ * goes on meanwhile. Any other failure is an ordinary retriable error, with the ordinary attempt budget.
  */
 @EventConsumer<CacheInvalidatorConfig>({
   group: (config) => config.CACHE_INVALIDATOR_GROUP,
@@ -34,9 +36,9 @@ export class PostInvalidationConsumer {
     try {
       removed = await this.cache.invalidate(postId, version);
     } catch (error) {
-      throw new RetriableError(`Redis did not take the invalidation of post ${postId}: ${errorMessageOf(error)}`, {
-        cause: error,
-      });
+      const message = `Redis did not take the invalidation of post ${postId}: ${errorMessageOf(error)}`;
+      if (isRedisUnavailable(error)) throw new UnavailableError(message, { cause: error });
+      throw new RetriableError(message, { cause: error });
     }
     this.logger.debug(`post ${postId} ${why} (version ${version}): ${removed ? 'entry removed' : 'nothing cached'}`);
   }

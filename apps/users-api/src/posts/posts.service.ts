@@ -70,12 +70,13 @@ export class PostsService {
 
   /** Cache-aside: the cache when it has the post, else the database (then the cache is filled with that version). */
   async get(id: string): Promise<{ post: PostResponse; cache: CacheOutcome }> {
-    let outcome: CacheOutcome = 'miss';
+    // The generation the miss was seen in: the fill must land in it, or not at all (Redis restarted meanwhile).
+    let generation: string | undefined;
     try {
-      const cached = await this.cache.get<PostResponse>(id);
-      if (cached) return { post: cached.value, cache: 'hit' };
+      const found = await this.cache.lookup<PostResponse>(id);
+      if (found.entry) return { post: found.entry.value, cache: 'hit' };
+      generation = found.generation;
     } catch (error) {
-      outcome = 'bypass';
       this.logger.debug(`post cache unreachable, reading ${id} from the database: ${errorMessageOf(error)}`);
     }
     const [row] = await this.dataSource.query<PostRow[]>(`SELECT ${COLUMNS} FROM "${SCHEMA}".posts WHERE id = $1`, [
@@ -83,13 +84,12 @@ export class PostsService {
     ]);
     if (!row) throw notFound(id);
     const post = toResponse(row);
-    if (outcome === 'miss') {
-      // Refused when a newer version was invalidated since this read: the entry stays empty rather than stale.
-      await this.cache.fill(id, post.version, post).catch((error: unknown) => {
-        this.logger.debug(`post ${id} not cached: ${errorMessageOf(error)}`);
-      });
-    }
-    return { post, cache: outcome };
+    if (generation === undefined) return { post, cache: 'bypass' };
+    // Refused when a newer version was invalidated since this read: the entry stays empty rather than stale.
+    await this.cache.fill(id, generation, post.version, post).catch((error: unknown) => {
+      this.logger.debug(`post ${id} not cached: ${errorMessageOf(error)}`);
+    });
+    return { post, cache: 'miss' };
   }
 
   /** Newest first, by (created_at, id) keyset: a page never skips or repeats a post while others are added. */
