@@ -24,12 +24,19 @@ export class SmtpCatcher {
   private server?: SMTPServer;
   private failures: { remaining: number; code: number } = { remaining: 0, code: 451 };
   private delays: number[] = [];
+  private recipientHolds: { reached: () => void; released: Promise<void> }[] = [];
 
   async start(port = this.port): Promise<this> {
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      onRcptTo: (_address, _session, callback) => {
+        const hold = this.recipientHolds.shift();
+        if (!hold) return callback();
+        hold.reached();
+        void hold.released.then(() => callback());
+      },
       onData: (stream, _session: SMTPServerSession, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -91,6 +98,18 @@ export class SmtpCatcher {
     const ms = this.delays.shift() ?? 0;
     if (ms === Infinity) return new Promise(() => undefined);
     return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+  }
+
+  /**
+   * The next RCPT TO is answered only after `release()`: the client is mid-dialogue, waiting, when `reached` says the
+   * command arrived. Messages before it are not held.
+   */
+  holdNextRecipient(): { reached: () => boolean; release: () => void } {
+    let reached = false;
+    let release = () => undefined as void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.recipientHolds.push({ reached: () => (reached = true), released });
+    return { reached: () => reached, release: () => release() };
   }
 
   failNext(count: number, code = 451): void {

@@ -4,6 +4,7 @@ import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { DatabaseModule } from '@app/database';
 import { InboxRecord } from '@app/inbox';
 import { EmailRequestsConsumer } from './email/email-requests.consumer';
+import { handoverPlugin } from './email/handover';
 import { MailSender } from './email/mail.sender';
 import { Inbox1764000000000 } from './migrations/1764000000000-inbox';
 import { InboxPruning1764100000000 } from './migrations/1764100000000-inbox-pruning';
@@ -48,6 +49,8 @@ export class AppModule {
           useFactory: (cfg: EmailServiceConfig): MailerOptions => ({
             transport: smtpTransport(cfg),
             defaults: { from: cfg.SMTP_FROM } as MailerOptions['defaults'],
+            // Holds each message's end-of-data dot until its inbox transaction is confirmed alive (MailSender).
+            plugins: [{ step: 'stream', plugin: handoverPlugin }],
           }),
         }),
       ],

@@ -65,7 +65,8 @@ export const databaseEnv = {
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   /**
    * PostgreSQL ends a session left idle inside a transaction this long, releasing its row locks: a process frozen
-   * mid-transaction cannot hold up others for longer. Must exceed the longest wait inside a transaction (an SMTP send).
+   * mid-transaction cannot hold up others for longer. The transactional inbox keeps its transaction alive while a
+   * handler waits (an SMTP send), so this bounds how long a frozen process holds an event, not how long a send takes.
    */
   DATABASE_IDLE_TRANSACTION_TIMEOUT_MS: int(1000, 3_600_000).default(60_000),
 };

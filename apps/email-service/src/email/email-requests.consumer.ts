@@ -12,7 +12,7 @@ export class EmailRequestsConsumer {
 
   /** Runs inside the inbox transaction: the dedupe row commits only after SMTP accepted the message. */
   @HandleEvent('email.requested.v1')
-  async onEmailRequested(event: EventOf<'email.requested.v1'>, _context: ConsumeContext): Promise<void> {
-    await this.sender.send(event);
+  async onEmailRequested(event: EventOf<'email.requested.v1'>, context: ConsumeContext): Promise<void> {
+    await this.sender.send(event, { transaction: context.transaction, signal: context.signal });
   }
 }

@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import Handlebars from 'handlebars';
-import { MailerService } from '@nestjs-modules/mailer';
+import { ISendMailOptions, MailerService } from '@nestjs-modules/mailer';
+import type { EntityManager } from 'typeorm';
 import { APP_CONFIG, EmailServiceConfig } from '@app/config';
 import { EmailRequestedV1, EventOf } from '@app/contracts';
+import { confirmTransaction } from '@app/inbox';
 import { errorMessageOf, EventProducer, withSpan } from '@app/messaging';
+import { Handover, HANDOVER_FIELD } from './handover';
 import { classifySmtpError } from './smtp-errors';
 
 /**
@@ -55,21 +58,43 @@ export class MailSender {
     private readonly producer: EventProducer,
   ) {}
 
-  async send(event: EventOf<'email.requested.v1'>): Promise<void> {
+  /**
+   * Sends inside the inbox transaction: the message is handed over (its end-of-data dot written) only if the
+   * transaction was alive just before and the send's deadline has not passed; `signal` (transaction lost, shutdown)
+   * and the deadline cut the dialogue before that point, never after it.
+   */
+  async send(
+    event: EventOf<'email.requested.v1'>,
+    inbox: { transaction?: EntityManager; signal: AbortSignal },
+  ): Promise<void> {
     const { to, template, data } = event.data;
     const messageId = messageIdFor(event.id, this.config.SMTP_FROM);
+    const { transaction } = inbox;
+    const handover = new Handover({
+      deadlineAt: Date.now() + this.config.SMTP_SEND_DEADLINE_MS,
+      deadlineMs: this.config.SMTP_SEND_DEADLINE_MS,
+      signal: inbox.signal,
+      confirm: transaction
+        ? () => confirmTransaction(transaction, this.config.DATABASE_IDLE_TRANSACTION_TIMEOUT_MS)
+        : () => Promise.resolve(() => true),
+    });
+    const mail: ISendMailOptions & { [HANDOVER_FIELD]: Handover } = {
+      to,
+      subject: subjectOf(template, data),
+      html: renderBody(template, data),
+      messageId,
+      headers: { 'X-Event-Id': event.id, 'X-Correlation-Id': event.correlationid },
+      signal: handover.signal,
+      [HANDOVER_FIELD]: handover,
+    };
     try {
       await withSpan('smtp send', { 'email.template': template, 'email.message_id': messageId }, () =>
-        this.mailer.sendMail({
-          to,
-          subject: subjectOf(template, data),
-          html: renderBody(template, data),
-          messageId,
-          headers: { 'X-Event-Id': event.id, 'X-Correlation-Id': event.correlationid },
-        }),
+        this.mailer.sendMail(mail),
       );
     } catch (error) {
-      throw classifySmtpError(error);
+      throw (handover.cutReason as Error | undefined) ?? classifySmtpError(error);
+    } finally {
+      handover.dispose();
     }
     this.logger.log(`sent ${template} email ${messageId} for event ${event.id}`);
     // A notice for live views, not awaited: the inbox transaction commits without waiting on the broker (a slow one
