@@ -57,9 +57,13 @@ describe('records from another producer that no copy can hold as they are', () =
 
     const after = await events.publish(12, `after-foreign-${randomUUID().slice(0, 6)}`);
     const expected = after.map((record) => record.headers.ce_id);
-    await waitFor('the 12 emails requested after the foreign records', () => tally(smtp.received, expected).emails === 12, {
-      timeoutMs: 60_000,
-    });
+    await waitFor(
+      'the 12 emails requested after the foreign records',
+      () => tally(smtp.received, expected).emails === 12,
+      {
+        timeoutMs: 60_000,
+      },
+    );
     await waitForDrained(group, ['emails'], 60_000);
 
     const dlt = deadLetterTopicOf(group);

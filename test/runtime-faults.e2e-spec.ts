@@ -37,10 +37,17 @@ describe('consumer runtime under a broker outage', () => {
     printFaultTable('Consumer runtime under a broker outage', rows);
   });
 
-  async function emailService(label: string, overrides: Record<string, string>): Promise<{ group: string; child: ChildApp }> {
+  async function emailService(
+    label: string,
+    overrides: Record<string, string>,
+  ): Promise<{ group: string; child: ChildApp }> {
     const group = `outage-${label}-${randomUUID().slice(0, 8)}`;
     await startGroupAtEnd(group, 'emails');
-    const child = new ChildApp('email-service', group, { SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: group, ...overrides });
+    const child = new ChildApp('email-service', group, {
+      SMTP_URL: smtp.url,
+      EMAIL_CONSUMER_GROUP: group,
+      ...overrides,
+    });
     children.push(child);
     await child.start(`consuming as group ${group}`);
     return { group, child };
@@ -65,7 +72,9 @@ describe('consumer runtime under a broker outage', () => {
       return ready.includes(`"${retryTopicOf(group)}[`);
     });
     await stopBroker();
-    await waitFor('the consumer to be replaced', () => child.printed.includes('consumer stalled'), { timeoutMs: 60_000 });
+    await waitFor('the consumer to be replaced', () => child.printed.includes('consumer stalled'), {
+      timeoutMs: 60_000,
+    });
     // The resume is due while the broker is still away; the process must still run a while after it.
     await waitFor('the retry due time to pass', () => Date.now() > dueAt + 5000 || !child.running, {
       timeoutMs: 60_000,

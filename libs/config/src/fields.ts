@@ -93,6 +93,12 @@ export const consumerEnv = {
   CONSUMER_HEARTBEAT_INTERVAL_MS: int(100, 60_000).default(3000),
   /** A consumer that fetched nothing this long, with no message in hand, is replaced by a new one (0: never). */
   CONSUMER_STALL_TIMEOUT_MS: int(0, 3_600_000).default(45_000),
+  /**
+   * How long a claim-mode group (video jobs) waits for its members to rejoin in a rebalance. Its claims protect a
+   * job that runs through a rebalance, so the group need not wait for the job: other partitions move on after this
+   * (kafkajs's default, 60 s, froze the whole group for up to a minute at each rebalance).
+   */
+  CONSUMER_CLAIM_REBALANCE_TIMEOUT_MS: int(3000, 300_000).default(10_000),
   SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(25_000),
 };
 

@@ -62,7 +62,8 @@ describe('decideFailure', () => {
 
   it('waits back off by their own count, not by attempts', () => {
     const down = new UnavailableError('redis unreachable');
-    const after = (waits: number) => decideFailure({ attempt: 1, error: down, firstFailedAt: now, now, waits }, policy, top);
+    const after = (waits: number) =>
+      decideFailure({ attempt: 1, error: down, firstFailedAt: now, now, waits }, policy, top);
     expect(after(2)).toEqual({ kind: 'retry', at: now + 4000, attempts: 0, waits: 3 });
     expect(after(10)).toMatchObject({ at: now + 8000 });
   });

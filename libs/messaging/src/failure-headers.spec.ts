@@ -33,7 +33,13 @@ describe('failure headers', () => {
     expect(localFirstFailedAt({ ...state, elapsedMs: 4000 }, 1_000_000)).toBe(996_000);
     expect(localFirstFailedAt(state, 1_000_000)).toBe(1_000_000);
     expect(localFirstFailedAt({ ...state, firstFailedAt: 5 }, 1_000_000)).toBe(5);
-    expect(readRetryState({ ...failureHeaders({ origin, consumerGroup: 'g', attempts: 1, firstFailedAt: 1, error: 'x' }), [FailureHeaders.RetryAt]: '9', [FailureHeaders.Elapsed]: '8' })).toMatchObject({ elapsedMs: 8 });
+    expect(
+      readRetryState({
+        ...failureHeaders({ origin, consumerGroup: 'g', attempts: 1, firstFailedAt: 1, error: 'x' }),
+        [FailureHeaders.RetryAt]: '9',
+        [FailureHeaders.Elapsed]: '8',
+      }),
+    ).toMatchObject({ elapsedMs: 8 });
   });
 
   it('carries the waits that used up no attempt', () => {

@@ -92,8 +92,11 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
       ? `${options.consumerGroup}.${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
       : options.consumerGroup;
     this.tally = new ConsumerTally(options.consumerGroup, options.observer);
-    this.scheduler = new PartitionScheduler(() => this.supervisor?.current, options.retry, Date.now, (what, error) =>
-      this.log.warn(`could not ${what} (${errorMessageOf(error)}); applied again on the next join`),
+    this.scheduler = new PartitionScheduler(
+      () => this.supervisor?.current,
+      options.retry,
+      Date.now,
+      (what, error) => this.log.warn(`could not ${what} (${errorMessageOf(error)}); applied again on the next join`),
     );
     this.router = new FailureRouter(options.consumerGroup, () => this.requireProducer(), this.log);
     const pipeline = new MessagePipeline(
@@ -202,7 +205,8 @@ export class KafkaEventServer extends Server implements CustomTransportStrategy 
         const reason = `${isBrokerUnreachable(error) ? 'waiting for Kafka' : 'start failed'}: ${errorMessageOf(error)}`;
         this.setMembership({ state: 'joining', reason });
         await this.supervisor?.discard();
-        if (attempt === 1 || !isBrokerUnreachable(error)) this.log.warn(`consumer not started (${reason}); trying again`);
+        if (attempt === 1 || !isBrokerUnreachable(error))
+          this.log.warn(`consumer not started (${reason}); trying again`);
       }
       await new Promise<void>((resolve) => {
         this.backgroundWait = { timer: setTimeout(resolve, backoffDelay(this.options.retry, attempt)), resolve };

@@ -39,7 +39,12 @@ describe('PartitionScheduler', () => {
         throw new Error('Consumer group was not initialized, consumer#run must be called first');
       },
     };
-    const safe = new PartitionScheduler(() => refusing, policy, Date.now, (what) => errors.push(what));
+    const safe = new PartitionScheduler(
+      () => refusing,
+      policy,
+      Date.now,
+      (what) => errors.push(what),
+    );
     safe.pauseUntil('g.retry', 1, Date.now() + 1000);
     expect(() => jest.advanceTimersByTime(1000)).not.toThrow();
     expect(errors).toEqual(['resume g.retry[1]']);
@@ -57,7 +62,12 @@ describe('PartitionScheduler', () => {
       },
       resume: (t) => calls.push(`resume ${t[0].topic}:${t[0].partitions[0]}`),
     };
-    const safe = new PartitionScheduler(() => control, policy, Date.now, (what) => errors.push(what));
+    const safe = new PartitionScheduler(
+      () => control,
+      policy,
+      Date.now,
+      (what) => errors.push(what),
+    );
     expect(() => safe.pauseUntil('g.retry', 0, Date.now() + 5000)).not.toThrow();
     expect(errors).toEqual(['pause g.retry[0]']);
     refuse = false;

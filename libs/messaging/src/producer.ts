@@ -161,9 +161,7 @@ export class EventProducer {
       await this.connect();
       const producer = this.producer;
       this.targets.clear();
-      const answers = await outsideLogContext(() =>
-        producer.sendBatch({ acks: -1, compression, topicMessages }),
-      );
+      const answers = await outsideLogContext(() => producer.sendBatch({ acks: -1, compression, topicMessages }));
       // kafkajs re-sends a failed request only to brokers that have not answered yet, against metadata refreshed
       // meanwhile: a partition whose leader moved to a broker that already answered is never sent, and the send
       // still resolves (kafkajs#1303). An acknowledgement must cover every partition written to.

@@ -3,10 +3,12 @@ import { FailureHeaders } from '../failure-headers';
 import type { EventProducer, OutgoingRecord } from '../producer';
 import { FailureRouter, isRecordRefused, STUB_VALUE_BYTES, stubOf } from './failure-router';
 
-const tooLarge = () => Object.assign(new Error('The request included a message larger than the max message size'), {
-  type: 'MESSAGE_TOO_LARGE',
-});
-const unreachable = () => Object.assign(new Error('Connection error: ECONNREFUSED'), { name: 'KafkaJSConnectionError' });
+const tooLarge = () =>
+  Object.assign(new Error('The request included a message larger than the max message size'), {
+    type: 'MESSAGE_TOO_LARGE',
+  });
+const unreachable = () =>
+  Object.assign(new Error('Connection error: ECONNREFUSED'), { name: 'KafkaJSConnectionError' });
 
 /** A producer that answers each send by the rule given, and remembers what it was asked to send. */
 function producer(answer: (record: OutgoingRecord, compress: boolean) => Error | undefined) {
@@ -21,17 +23,28 @@ function producer(answer: (record: OutgoingRecord, compress: boolean) => Error |
   return { fake, sent };
 }
 
-const message = (bytes = 10): KafkaMessage =>
-  ({
-    key: Buffer.from('user-1'),
-    value: Buffer.alloc(bytes, 'a'),
-    headers: { ce_id: 'e-1' },
-    offset: '7',
-    timestamp: '0',
-    attributes: 0,
-  }) as unknown as KafkaMessage;
-const failure = { origin: { topic: 'emails', partition: 2, offset: '7', timestamp: '0' }, attempts: 1, firstFailedAt: 1 };
-const log = () => ({ lines: [] as string[], error(m: string) { this.lines.push(m); }, warn(m: string) { this.lines.push(m); } });
+const message = (bytes = 10): KafkaMessage => ({
+  key: Buffer.from('user-1'),
+  value: Buffer.alloc(bytes, 'a'),
+  headers: { ce_id: 'e-1' },
+  offset: '7',
+  timestamp: '0',
+  attributes: 0,
+});
+const failure = {
+  origin: { topic: 'emails', partition: 2, offset: '7', timestamp: '0' },
+  attempts: 1,
+  firstFailedAt: 1,
+};
+const log = () => ({
+  lines: [] as string[],
+  error(m: string) {
+    this.lines.push(m);
+  },
+  warn(m: string) {
+    this.lines.push(m);
+  },
+});
 
 describe('FailureRouter', () => {
   it('puts a copy on the retry topic with the failure headers and the due time', async () => {
@@ -55,7 +68,9 @@ describe('FailureRouter', () => {
   });
 
   it('a dead letter refused whole and compressed goes as a stub with its value cut and its size', async () => {
-    const { fake, sent } = producer((record) => ((record.value?.length ?? 0) > STUB_VALUE_BYTES ? tooLarge() : undefined));
+    const { fake, sent } = producer((record) =>
+      (record.value?.length ?? 0) > STUB_VALUE_BYTES ? tooLarge() : undefined,
+    );
     const lines = log();
     const router = new FailureRouter('g', () => fake, lines);
     expect(await router.deadLetter(message(3_000_000), failure, new Error('bad'), 'invalid-message')).toBe(

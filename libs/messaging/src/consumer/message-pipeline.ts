@@ -57,7 +57,12 @@ export class MessagePipeline {
     private readonly parts: PipelineParts,
   ) {}
 
-  async handle(topic: string, partition: number, message: KafkaMessage, heartbeat: () => Promise<void>): Promise<Outcome> {
+  async handle(
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+    heartbeat: () => Promise<void>,
+  ): Promise<Outcome> {
     const { router, scheduler, tally } = this.parts;
     let prior: RetryState | undefined;
     if (topic === router.retryTopic) {
@@ -65,7 +70,12 @@ export class MessagePipeline {
       if (!prior) {
         const origin = { topic, partition, offset: message.offset, timestamp: message.timestamp };
         const error = new InvalidEventError('invalid-envelope', 'message on the retry topic lacks its retry headers');
-        const went = await router.deadLetter(message, { origin, attempts: 1, firstFailedAt: Date.now() }, error, 'invalid-message');
+        const went = await router.deadLetter(
+          message,
+          { origin, attempts: 1, firstFailedAt: Date.now() },
+          error,
+          'invalid-message',
+        );
         tally.outcome('(invalid)', SET_ASIDE_OUTCOME[went]);
         return DONE;
       }
@@ -73,7 +83,12 @@ export class MessagePipeline {
       if (until > Date.now()) return { kind: 'wait', until };
       scheduler.retryTaken(topic, partition);
     }
-    const origin: MessageOrigin = prior?.origin ?? { topic, partition, offset: message.offset, timestamp: message.timestamp };
+    const origin: MessageOrigin = prior?.origin ?? {
+      topic,
+      partition,
+      offset: message.offset,
+      timestamp: message.timestamp,
+    };
     const attempt = (prior?.attempts ?? 0) + 1;
     const firstFailedAt = prior ? localFirstFailedAt(prior, Date.now()) : Date.now();
     const where = `${origin.topic}[${origin.partition}]@${origin.offset}`;
@@ -84,7 +99,12 @@ export class MessagePipeline {
     } catch (error) {
       if (!(error instanceof InvalidEventError)) throw error;
       if (this.settings.perInstance) return this.passOver(where, '(invalid)', error);
-      const went = await router.deadLetter(message, { origin, attempts: attempt, firstFailedAt }, error, 'invalid-message');
+      const went = await router.deadLetter(
+        message,
+        { origin, attempts: attempt, firstFailedAt },
+        error,
+        'invalid-message',
+      );
       // Not the type the message claims: labels must not grow with what senders write.
       tally.outcome('(invalid)', SET_ASIDE_OUTCOME[went]);
       return DONE;
@@ -168,7 +188,8 @@ export class MessagePipeline {
         log.log(`${where} ${event.type} ${event.id} stopped by the shutdown; left for the next owner`);
         return { kind: 'leave' };
       }
-      if (this.settings.perInstance) return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
+      if (this.settings.perInstance)
+        return this.passOver(`${where} ${event.type} ${event.id}`, event.type, error, took);
       const decision = decideFailure({ attempt, error, firstFailedAt, now: Date.now(), waits: m.prior?.waits }, retry);
       const failure: FailureRecord = {
         origin,
