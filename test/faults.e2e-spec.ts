@@ -412,11 +412,14 @@ describe('fault suite: registration → email', () => {
     const listed = await run(process.execPath, [...cli, 'list', '--group', name], { cwd: root, env });
     expect(listed.stdout).toContain(id);
     expect(listed.stdout).toContain('attempts-exhausted after 2 attempt(s)');
+    const emailsBefore = await topicEnds('emails');
     await run(process.execPath, [...cli, 'replay', '--group', name, '--id', id], { cwd: root, env });
     await waitFor('the replayed email', () => tally(smtp.received, [id]).emails === 1);
     // A second replay of an event already handled is skipped by the inbox.
     await run(process.execPath, [...cli, 'replay', '--group', name, '--id', id], { cwd: root, env });
     await drained(name);
+    // Replayed into this group's retry topic: `emails`, which every other group reads, got nothing.
+    expect(await topicEnds('emails')).toEqual(emailsBefore);
     const counts = tally(smtp.received, [id]);
     rows.push({
       scenario: '10b exhausted → DLT → CLI replay ×2',

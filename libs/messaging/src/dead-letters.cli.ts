@@ -8,7 +8,8 @@ const USAGE = `usage: npm run dlq -- <command> --group <consumer group> [filters
 commands:
   list     one line per dead letter: partition/offset, event type and id, original position, reason, error
   show     every header and the value of the matching dead letters
-  replay   republish the matching dead letters to their original topic (the inbox skips handled events)
+  replay   republish the matching dead letters into the group's retry topic, due now (only this group runs them
+           again; the inbox skips handled events; stubs, whose value was cut, stay listed)
   purge    delete dead letters up to what was seen (needs --yes; Kafka deletes up to an offset, per partition):
            --through <partition>/<offset>[,…] as an unfiltered list prints it; without it, what purge reads now
            (printed), so a dead letter that arrives meanwhile is never deleted unseen

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IHeaders, Kafka } from 'kafkajs';
-import { deadLetterTopicOf, FailureHeaders, headerString, ownHeaders } from './failure-headers';
+import { deadLetterTopicOf, FailureHeaders, headerString, ownHeaders, retryTopicOf } from './failure-headers';
 import { EventProducer } from './producer';
 
 /** A purge named a partition the dead-letter topic does not have: the caller's mistake, nothing was deleted. */
@@ -97,14 +97,15 @@ function matches(letter: DeadLetter, filter: DeadLetterFilter): boolean {
 
 /**
  * Reads, replays and purges a consumer group's dead-letter topic. Replay republishes the exact key, value and own
- * headers to the original topic; the group's inbox skips an event that was in fact handled before.
+ * headers, with fresh retry headers, into the group's own retry topic; the group's inbox skips an event that was in
+ * fact handled before.
  */
 export class DeadLetters {
   readonly topic: string;
 
   constructor(
     private readonly kafka: Kafka,
-    consumerGroup: string,
+    private readonly consumerGroup: string,
   ) {
     this.topic = deadLetterTopicOf(consumerGroup);
   }
@@ -161,9 +162,9 @@ export class DeadLetters {
     }
   }
 
-  /** Republishes the matching dead letters to their original topics, in order; returns what was replayed. */
+  /** Replays the matching dead letters into the group's retry topic, in order; returns what was replayed. */
   async replay(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
-    const letters = (await this.list(filter)).filter((letter) => letter.originalTopic !== null);
+    const letters = (await this.list(filter)).filter(replayable);
     await this.republish(letters);
     return letters;
   }
@@ -176,24 +177,39 @@ export class DeadLetters {
    */
   async replayAndRemove(filter: DeadLetterFilter = {}): Promise<{ replayed: DeadLetter[]; removed: number }> {
     const all = await this.list();
-    const replayed = all.filter((letter) => matches(letter, filter) && letter.originalTopic !== null);
+    const replayed = all.filter((letter) => matches(letter, filter) && replayable(letter));
     await this.republish(replayed);
     const through = replayedPrefix(all, new Set(replayed));
     const removed = through.size > 0 ? await this.purge(through) : 0;
     return { replayed, removed };
   }
 
+  /**
+   * Into the group's own retry topic, due now, as a fresh first attempt: only this group runs the event again.
+   * Republished to the original topic, every other group of that topic would get the old event again too, after
+   * newer ones.
+   */
   private async republish(letters: readonly DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
     const producer = new EventProducer(this.kafka);
+    const now = String(Date.now());
     try {
       await producer.send(
         letters.map((letter) => ({
-          topic: letter.originalTopic as string,
+          topic: retryTopicOf(this.consumerGroup),
           key: letter.key,
           value: letter.value,
           headers: {
             ...ownHeaders(letter.headers),
+            [FailureHeaders.OriginalTopic]: letter.originalTopic as string,
+            [FailureHeaders.OriginalPartition]: String(letter.originalPartition ?? letter.partition),
+            [FailureHeaders.OriginalOffset]: letter.originalOffset ?? letter.offset,
+            [FailureHeaders.OriginalTimestamp]: letter.headers[FailureHeaders.OriginalTimestamp] ?? letter.timestamp,
+            [FailureHeaders.ConsumerGroup]: this.consumerGroup,
+            [FailureHeaders.Attempts]: '0',
+            [FailureHeaders.FirstFailedAt]: now,
+            [FailureHeaders.RetryAt]: now,
+            [FailureHeaders.Elapsed]: '0',
             [FailureHeaders.ReplayedFrom]: `${this.topic}/${letter.partition}/${letter.offset}`,
           },
         })),
@@ -284,4 +300,12 @@ export function parseThrough(text: string): Map<number, string> {
 
 export function formatThrough(offsets: Map<number, string>): string {
   return [...offsets].map(([partition, offset]) => `${partition}/${offset}`).join(',');
+}
+
+/**
+ * A letter can be replayed when it says where it came from and holds its whole value: a stub (its value cut because
+ * the broker took it in no fuller form) would only fail again; its whole message is at its original offset.
+ */
+export function replayable(letter: DeadLetter): boolean {
+  return letter.originalTopic !== null && letter.headers[FailureHeaders.ValueCut] === undefined;
 }

@@ -135,7 +135,7 @@ export class ConsoleController {
   }
 
   /**
-   * Republishes one dead letter (by event id) or all of the group's to their original topics; those no older letter
+   * Republishes one dead letter (by event id) or all of the group's into the group's retry topic (only that group runs them again); those no older letter
    * precedes in their partition leave the topic (see DeadLetters.replayAndRemove).
    */
   @Post('dead-letters/replay')
