@@ -135,8 +135,8 @@ export class ConsoleController {
   }
 
   /**
-   * Republishes one dead letter (by event id) or all of the group's into the group's retry topic (only that group runs them again); those no older letter
-   * precedes in their partition leave the topic (see DeadLetters.replayAndRemove).
+   * Republishes one dead letter (by event id) or all of the group's into the group's retry topic (only that group
+   * runs them again); those no older letter precedes in their partition leave the topic (DeadLetters.replayAndRemove).
    */
   @Post('dead-letters/replay')
   @HttpCode(200)
