@@ -1,6 +1,6 @@
 import type { RetryPolicy } from '../retry-policy';
 import type { TopicSettings } from '../topics';
-import type { ConsumerObserver } from './stats';
+import type { ConsumerObserver, ConsumerStats } from './stats';
 
 /**
  * `durable`: a named group shared by the replicas, from the earliest offset on its first start, with retry and
@@ -62,3 +62,19 @@ export type Membership =
 export type MembershipChange = Membership extends infer M ? (M extends Membership ? Omit<M, 'since'> : never) : never;
 
 export type ServerState = 'starting' | 'idle' | 'consuming' | 'restarting' | 'stopping' | 'stopped';
+
+export interface ConsumerStatus {
+  consumerGroup: string;
+  groupKind: GroupKind;
+  /** The group id on the broker: the consumer group, or for a per-instance group that name plus this process's suffix. */
+  groupId: string;
+  state: ServerState;
+  membership: Membership;
+  /** Partitions held back until a retry is due or after a failed publish, as `topic[partition]`. */
+  paused: string[];
+  topics: string[];
+  stats: ConsumerStats;
+  /** When the consumer last fetched (an empty long poll counts) or finished a batch, and the batches in hand now. */
+  lastFetchAt: string;
+  batchesInFlight: number;
+}
