@@ -28,6 +28,17 @@ const message = (value: Buffer | null, headers: Record<string, string> = {}): Ka
   attributes: 0,
 });
 
+/** Retry headers of a message on the retry topic, with the fields given. */
+const retryHeaders = (fields: Record<string, string>): Record<string, string> => ({
+  [FailureHeaders.OriginalTopic]: 'emails',
+  [FailureHeaders.OriginalPartition]: '0',
+  [FailureHeaders.OriginalOffset]: '3',
+  [FailureHeaders.Attempts]: '1',
+  [FailureHeaders.FirstFailedAt]: String(Date.now()),
+  [FailureHeaders.RetryAt]: '0',
+  ...fields,
+});
+
 function setUp(handler?: EventHandlerFn, perInstance = false) {
   const set: { to: string; attempts: number; waits?: number; reason?: string; at?: number }[] = [];
   const router = {
@@ -91,15 +102,7 @@ describe('MessagePipeline', () => {
 
   it('an unavailable dependency retries with no attempt used, its waits counted on from the headers', async () => {
     const { handle, set } = setUp(() => Promise.reject(new UnavailableError('redis down')));
-    const retry = {
-      [FailureHeaders.OriginalTopic]: 'emails',
-      [FailureHeaders.OriginalPartition]: '0',
-      [FailureHeaders.OriginalOffset]: '3',
-      [FailureHeaders.Attempts]: '2',
-      [FailureHeaders.FirstFailedAt]: String(Date.now()),
-      [FailureHeaders.RetryAt]: '0',
-      [FailureHeaders.Waits]: '4',
-    };
+    const retry = retryHeaders({ [FailureHeaders.Attempts]: '2', [FailureHeaders.Waits]: '4' });
     await handle(message(event(), retry), 'g.retry');
     expect(set).toMatchObject([{ to: 'retry', attempts: 2, waits: 5 }]);
   });
@@ -107,14 +110,7 @@ describe('MessagePipeline', () => {
   it('a retry whose due time is ahead waits; one without retry headers is dead-lettered', async () => {
     const { handle, set } = setUp(() => Promise.resolve());
     const due = Date.now() + 5000;
-    const headers = {
-      [FailureHeaders.OriginalTopic]: 'emails',
-      [FailureHeaders.OriginalPartition]: '0',
-      [FailureHeaders.OriginalOffset]: '3',
-      [FailureHeaders.Attempts]: '1',
-      [FailureHeaders.FirstFailedAt]: String(Date.now()),
-      [FailureHeaders.RetryAt]: String(due),
-    };
+    const headers = retryHeaders({ [FailureHeaders.RetryAt]: String(due) });
     const outcome = await handle(message(event(), headers), 'g.retry');
     expect(outcome.kind).toBe('wait');
     await handle(message(event()), 'g.retry');
@@ -123,16 +119,11 @@ describe('MessagePipeline', () => {
 
   it('the retry deadline counts the elapsed time in the headers, not another host’s first-failure clock', async () => {
     const { handle, set } = setUp(() => Promise.reject(new RetriableError('451')));
-    const headers = {
-      [FailureHeaders.OriginalTopic]: 'emails',
-      [FailureHeaders.OriginalPartition]: '0',
-      [FailureHeaders.OriginalOffset]: '3',
-      [FailureHeaders.Attempts]: '1',
-      // A clock an hour ahead wrote this; only 59.5 s of the 60 s deadline are used up.
+    // A clock an hour ahead wrote this; only 59.5 s of the 60 s deadline are used up.
+    const headers = retryHeaders({
       [FailureHeaders.FirstFailedAt]: String(Date.now() + 3_600_000),
-      [FailureHeaders.RetryAt]: '0',
       [FailureHeaders.Elapsed]: '59500',
-    };
+    });
     await handle(message(event(), headers), 'g.retry');
     expect(set).toEqual([{ to: 'dlt', attempts: 2, reason: 'deadline-exceeded' }]);
   });
