@@ -193,7 +193,7 @@ export async function startApp<S extends ConfigSchema>(
         sessionTimeoutMs: settings.CONSUMER_SESSION_TIMEOUT_MS,
         heartbeatIntervalMs: settings.CONSUMER_HEARTBEAT_INTERVAL_MS,
         stallTimeoutMs: settings.CONSUMER_STALL_TIMEOUT_MS,
-        inboxRetentionHours: consumer.inbox === 'transactional' ? (settings.INBOX_RETENTION_HOURS ?? 0) : 0,
+        inboxRetentionHours: consumer.inbox !== 'none' ? (settings.INBOX_RETENTION_HOURS ?? 0) : 0,
       });
       server.attach({
         kafka: app.get<Kafka>(KAFKA),
