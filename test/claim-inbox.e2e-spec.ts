@@ -1,14 +1,23 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { DataSource } from 'typeorm';
 import { ensureDatabase } from '@app/database';
 import { Client } from 'pg';
 import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics, InboxKey, retryTopicOf } from '@app/messaging';
-import { ClaimInbox, ClaimLostError, createClaimTable, InboxBusyError } from '@app/inbox';
+import {
+  addClaimPruningIndex,
+  ClaimInbox,
+  ClaimLostError,
+  ClaimStoreTimeoutError,
+  createClaimTable,
+  InboxBusyError,
+} from '@app/inbox';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { TEST_DATABASE_URL } from './support/env';
 import { EmailEvents, startGroupAtEnd, waitForDrained } from './support/kafka';
+import { TcpProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 
 /** The claim-mode inbox against PostgreSQL: once, never twice at the same time, again after an owner died. */
@@ -38,6 +47,7 @@ describe('claim-mode inbox', () => {
     const runner = dataSource.createQueryRunner();
     await runner.query(`CREATE SCHEMA "${schema}"`);
     await createClaimTable(runner, schema);
+    await addClaimPruningIndex(runner, schema);
     await runner.release();
   });
 
@@ -155,6 +165,201 @@ describe('claim-mode inbox', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(stoppedBy).toBeInstanceOf(ClaimLostError);
     expect(await row(k)).toMatchObject({ owner: 'other', completed: false });
+  });
+
+  it('prunes the claims of a group settled longer ago than the retention, and no others', async () => {
+    const group = `prune-${randomUUID().slice(0, 8)}`;
+    const claims: [string, string, string | null][] = [
+      ['completed long ago', "now() - interval '1 minute'", "now() - interval '3 hours'"],
+      ['completed a moment ago', "now() - interval '1 minute'", 'now()'],
+      ['running', "now() + interval '1 minute'", null],
+      ['given up long ago', "now() - interval '3 hours'", null],
+    ];
+    const ids = new Map<string, string>();
+    for (const [what, leaseUntil, completedAt] of claims) {
+      ids.set(what, randomUUID());
+      await dataSource.query(
+        `INSERT INTO "${schema}".claims (consumer_group, event_id, event_type, owner, lease_until, completed_at)
+         VALUES ($1, $2, 'email.requested.v1', 'someone', ${leaseUntil}, ${completedAt ?? 'NULL'})`,
+        [group, ids.get(what)],
+      );
+    }
+    // Another group's old claim is not this group's to prune.
+    await dataSource.query(
+      `INSERT INTO "${schema}".claims (consumer_group, event_id, event_type, owner, lease_until, completed_at)
+       VALUES ($1, $2, 'email.requested.v1', 'someone', now() - interval '4 hours', now() - interval '3 hours')`,
+      [`${group}-other`, randomUUID()],
+    );
+    expect(await inbox().prune(group, 2)).toBe(2);
+    const left = await dataSource.query<{ event_id: string }[]>(
+      `SELECT event_id FROM "${schema}".claims WHERE consumer_group = $1 ORDER BY event_id`,
+      [group],
+    );
+    expect(left.map((r) => r.event_id)).toEqual([ids.get('completed a moment ago'), ids.get('running')].sort());
+    const [other] = await dataSource.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM "${schema}".claims WHERE consumer_group = $1`,
+      [`${group}-other`],
+    );
+    expect(other.n).toBe(1);
+  });
+});
+
+/**
+ * The claim's connection to PostgreSQL goes silent (a TCP proxy that drops every byte, sockets left open), as a
+ * partition looks from both ends: nothing fails, nothing answers. The lease must run out on this side no later than
+ * in the database, whatever the renewals do, and every claim statement must end in bounded time.
+ */
+describe('claim-mode inbox: a silent database connection', () => {
+  const schema = `claims_silent_${randomUUID().slice(0, 8)}`;
+  const direct = new DataSource({ type: 'postgres', url: TEST_DATABASE_URL });
+  let proxy: TcpProxy;
+  let proxied: DataSource;
+  const key = (): InboxKey => ({
+    consumerGroup: 'silent',
+    eventId: randomUUID(),
+    eventType: 'email.requested.v1',
+    topic: 'emails',
+    partition: 0,
+    offset: '0',
+  });
+  const row = async (k: InboxKey) =>
+    (
+      await direct.query<{ owner: string; runs: number; completed: boolean; lease_until: Date }[]>(
+        `SELECT owner, runs, completed_at IS NOT NULL AS completed, lease_until FROM "${schema}".claims WHERE event_id = $1`,
+        [k.eventId],
+      )
+    )[0];
+
+  beforeAll(async () => {
+    await ensureDatabase(TEST_DATABASE_URL);
+    await direct.initialize();
+    await direct.query(`CREATE SCHEMA "${schema}"`);
+    const runner = direct.createQueryRunner();
+    await createClaimTable(runner, schema);
+    await runner.release();
+    proxy = await new TcpProxy(Number(new URL(TEST_DATABASE_URL).port || 5432)).start();
+    const url = new URL(TEST_DATABASE_URL);
+    url.port = String(proxy.port);
+    proxied = new DataSource({ type: 'postgres', url: url.toString(), extra: { max: 4 } });
+    await proxied.initialize();
+  });
+
+  afterEach(() => proxy.blackhole(false));
+
+  afterAll(async () => {
+    await proxy.stop();
+    await proxied.destroy().catch(() => undefined);
+    // Sessions a silent connection left behind (their client gone) would hold the schema's locks until they end.
+    await direct.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%"${schema}"%'`,
+    );
+    await direct.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await direct.destroy();
+  });
+
+  it('stops the work once its lease has run out though no renewal ever answers; another consumer then takes the job', async () => {
+    const k = key();
+    const cut = new ClaimInbox(proxied, { schema, leaseMs: 1500 });
+    let silentAt = 0;
+    let stoppedAfterMs: number | undefined;
+    let stoppedAtWallClock = 0;
+    const running = cut.run(k, async (_transaction, lost) => {
+      proxy.blackhole(true);
+      silentAt = performance.now();
+      // A job that would run for a minute; only the lost claim can stop it.
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, 60_000);
+        lost!.addEventListener('abort', () => {
+          stoppedAfterMs = performance.now() - silentAt;
+          stoppedAtWallClock = Date.now();
+          clearTimeout(timer);
+          reject(new Error('ffmpeg stopped'));
+        });
+      });
+    });
+    let outcome: unknown;
+    void running.then(
+      () => (outcome = 'handled'),
+      (error: unknown) => (outcome = error),
+    );
+    await waitFor('the work to stop once the lease ran out', () => stoppedAfterMs !== undefined, { timeoutMs: 10_000 });
+    // A lease counted from the claim's send (just before the silence), less its margin: not from an answer that never came.
+    expect(stoppedAfterMs).toBeGreaterThan(900);
+    expect(stoppedAfterMs).toBeLessThanOrEqual(1500);
+    process.stdout.write(`silent claim connection: work stopped ${Math.round(stoppedAfterMs!)} ms into the silence\n`);
+    // Stopped no later than the lease ends in the database: nobody could have taken the job yet.
+    const held = await row(k);
+    expect(held).toMatchObject({ owner: cut.owner, runs: 1, completed: false });
+    expect(held.lease_until.getTime()).toBeGreaterThanOrEqual(stoppedAtWallClock);
+    // run() itself ends in bounded time: the release on the silent connection gives up after its timeout.
+    await waitFor('run() to end', () => outcome !== undefined, { timeoutMs: 5000 });
+    expect(outcome).toBeInstanceOf(ClaimLostError);
+
+    const other = new ClaimInbox(direct, { schema, leaseMs: 30_000 });
+    let runs = 0;
+    await waitFor(
+      'another consumer to take the job over',
+      () =>
+        other
+          .run(k, () => Promise.resolve(void (runs += 1)))
+          .catch((error: unknown) => {
+            if (error instanceof InboxBusyError) return false;
+            throw error;
+          }),
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    expect(runs).toBe(1);
+    expect(await row(k)).toMatchObject({ owner: other.owner, runs: 2, completed: true });
+  });
+
+  it('a claim whose answer was lost after it committed is taken again at once by the same consumer, not waited out', async () => {
+    const k = key();
+    const mine = new ClaimInbox(proxied, { schema, leaseMs: 30_000, queryTimeoutMs: 1500 });
+    // An earlier owner's claim, run out: the claim INSERT will take it over.
+    await direct.query(
+      `INSERT INTO "${schema}".claims (consumer_group, event_id, event_type, owner, lease_until)
+       VALUES ($1, $2, $3, 'dead-host-1-x', now() - interval '1 second')`,
+      [k.consumerGroup, k.eventId, k.eventType],
+    );
+    // Holds the row so the claim INSERT waits in the database: sent, not yet answered.
+    const locker = direct.createQueryRunner();
+    await locker.startTransaction();
+    let ran = 0;
+    let first: unknown;
+    try {
+      await locker.query(`SELECT 1 FROM "${schema}".claims WHERE event_id = $1 FOR UPDATE`, [k.eventId]);
+      void mine
+        .run(k, () => Promise.resolve(void (ran += 1)))
+        .then(
+          () => (first = 'handled'),
+          (error: unknown) => (first = error),
+        );
+      await waitFor('the claim INSERT to wait on the row', async () => {
+        const [waiting] = await direct.query<{ n: number }[]>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INTO "${schema}".claims%'`,
+        );
+        return waiting.n === 1;
+      });
+      // The connection goes silent; the INSERT then commits in the database and its answer is lost on the way.
+      proxy.blackhole(true);
+      await locker.commitTransaction();
+    } finally {
+      if (locker.isTransactionActive) await locker.rollbackTransaction();
+      await locker.release();
+    }
+    await waitFor('the INSERT to commit', async () => (await row(k))?.owner === mine.owner);
+    await waitFor('the first attempt to end', () => first !== undefined, { timeoutMs: 5000 });
+    expect(first).toBeInstanceOf(ClaimStoreTimeoutError);
+    expect(ran).toBe(0);
+    // What the lost answer left: this consumer's own claim, live for most of a lease.
+    expect((await row(k)).lease_until.getTime()).toBeGreaterThan(Date.now() + 20_000);
+
+    proxy.blackhole(false);
+    const started = Date.now();
+    expect(await mine.run(k, () => Promise.resolve(void (ran += 1)))).toBe('handled');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(ran).toBe(1);
+    expect(await row(k)).toMatchObject({ owner: mine.owner, runs: 3, completed: true });
   });
 });
 

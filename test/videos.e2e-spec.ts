@@ -14,6 +14,7 @@ import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { appEnv, TEST_DATABASE_URL } from './support/env';
 import { readTopic, topicEnds, waitForDrained } from './support/kafka';
+import { TcpProxy } from './support/tcp-proxy';
 import { ffmpegProcessesWith, ffprobe, makeFile, makeVideo, removeTestFiles, TestVideo } from './support/videos';
 import { waitFor } from './support/wait';
 
@@ -391,6 +392,75 @@ describe('videos: upload, work queue, renditions', () => {
       process.stdout.write(`SIGTERM mid-job: exited in ${tookMs} ms\n`);
     } finally {
       await stopping.stop('SIGKILL');
+      await stopProcessors();
+    }
+  });
+
+  it('a processor whose database goes silent mid-job stops once its lease ran out; another completes the job once, never failed', async () => {
+    const long = await makeVideo(`silentdb-${suffix}`, { seconds: 120, size: '480x360' });
+    const proxy = await new TcpProxy(Number(new URL(TEST_DATABASE_URL).port || 5432)).start();
+    const viaProxy = new URL(TEST_DATABASE_URL);
+    viaProxy.port = String(proxy.port);
+    const timing = {
+      VIDEO_LEASE_MS: '6000',
+      CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      CONSUMER_HEARTBEAT_INTERVAL_MS: '1000',
+    };
+    // One attempt: a run that failed now would report the video as failed, as a last attempt does.
+    const cut = new ChildApp('video-processor', `${group}-cut`, {
+      ...processorEnv,
+      ...timing,
+      DATABASE_URL: viaProxy.toString(),
+      CONSUMER_MAX_ATTEMPTS: '1',
+    });
+    await cut.start(`consuming as group ${group}`);
+    let watching = true;
+    const liveScratchLost: string[] = [];
+    try {
+      const { id } = await submit(long);
+      const dir = join(mediaDir, 'videos', id);
+      const entries = () => (existsSync(dir) ? readdirSync(dir) : []);
+      await waitFor('the preview to be encoding', async () => (await get(id)).progress > 10, {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+      });
+      // Cut off from PostgreSQL (sockets open, nothing answers), and frozen long enough for the group to drop it.
+      proxy.blackhole(true);
+      cut.signal('SIGSTOP');
+      await startProcessor(timing);
+      await waitFor('the other processor to take the job over', async () => (await claimOf(id))?.runs === 2, {
+        timeoutMs: 90_000,
+        intervalMs: 200,
+      });
+      // The live run's scratch (run-2-…) must stay until its outputs are in place.
+      const watcher = (async () => {
+        let seen = false;
+        while (watching) {
+          const names = entries();
+          const live = names.some((n) => n.startsWith('run-2-'));
+          if (live) seen = true;
+          else if (seen && !names.includes('preview.mp4')) liveScratchLost.push(names.join(','));
+          if (names.includes('preview.mp4')) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      // The cut-off processor runs again: its lease has run out, and its renewals still get no answer.
+      cut.signal('SIGCONT');
+      const video = await settled(id, 180_000);
+      await watcher;
+      expect(video.status).toBe('completed');
+      expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.processed.v1']);
+      expect(await claimOf(id)).toMatchObject({ runs: 2, completed: true });
+      expect(liveScratchLost).toEqual([]);
+      await waitFor('the cut-off run to give the job up', () => /ClaimLostError/.test(cut.printed), {
+        timeoutMs: 30_000,
+      });
+      expect(await get(id)).toMatchObject({ status: 'completed' });
+      expect(entries().sort()).toEqual(['preview.mp4', 'thumbnail.jpg']);
+    } finally {
+      watching = false;
+      await cut.stop('SIGKILL');
+      await proxy.stop();
       await stopProcessors();
     }
   });

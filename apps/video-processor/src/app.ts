@@ -6,6 +6,7 @@ import { defineApp } from '@app/runtime';
 import { VideoJobsConsumer } from './jobs/video-jobs.consumer';
 import { VideoProcessorService } from './jobs/video-processor.service';
 import { Claims1764200000000 } from './migrations/1764200000000-claims';
+import { ClaimsPruning1764300000000 } from './migrations/1764300000000-claims-pruning';
 import { SCHEMA } from './schema';
 
 @Module({
@@ -13,7 +14,7 @@ import { SCHEMA } from './schema';
     DatabaseModule.forApp({
       schema: SCHEMA,
       entities: [],
-      migrations: [Claims1764200000000],
+      migrations: [Claims1764200000000, ClaimsPruning1764300000000],
       applicationName: 'video-processor',
     }),
     MediaModule.forApp(),

@@ -108,6 +108,8 @@ export const videoProcessorConfigSchema = z
     ...consumerEnv,
     ...mediaEnv,
     ...ffmpegEnv,
+    // Claims are kept as long as inbox records, and pruned the same way.
+    INBOX_RETENTION_HOURS: inboxEnv.INBOX_RETENTION_HOURS,
     ...httpEnv(APP_PORTS['video-processor']),
   })
   .superRefine(checkKafka);

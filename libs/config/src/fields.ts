@@ -74,7 +74,10 @@ export const databaseEnv = {
 /** The consumer inbox: how long to wait for a key another consumer holds, and how long to keep records. */
 export const inboxEnv = {
   INBOX_LOCK_TIMEOUT_MS: int(100, 600_000).default(5000),
-  /** 0 keeps records forever. Must outlive the retention of every topic the group reads, or a replay resends. */
+  /**
+   * Inbox records (and settled claims of a claim-mode inbox) older than this are pruned hourly; 0 keeps them forever.
+   * Must outlive the retention of every topic the group reads, or a replay resends (checked at boot).
+   */
   INBOX_RETENTION_HOURS: int(0, 87_600).default(720),
 };
 

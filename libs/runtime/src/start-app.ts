@@ -194,7 +194,7 @@ export async function startApp<S extends ConfigSchema>(
         heartbeatIntervalMs: settings.CONSUMER_HEARTBEAT_INTERVAL_MS,
         stallTimeoutMs: settings.CONSUMER_STALL_TIMEOUT_MS,
         rebalanceTimeoutMs: consumer.inbox === 'claim' ? settings.CONSUMER_CLAIM_REBALANCE_TIMEOUT_MS : undefined,
-        inboxRetentionHours: consumer.inbox === 'transactional' ? (settings.INBOX_RETENTION_HOURS ?? 0) : 0,
+        inboxRetentionHours: consumer.inbox !== 'none' ? (settings.INBOX_RETENTION_HOURS ?? 0) : 0,
       });
       server.attach({
         kafka: app.get<Kafka>(KAFKA),

@@ -4,9 +4,11 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, VideoProcessorConfig } from '@app/config';
 import type { EventOf, PayloadOf, VideoMetadata } from '@app/contracts';
 import { MEDIA_STORAGE, MediaStorage } from '@app/media';
-import { ConsumeContext, errorMessageOf, EventProducer, withSpan } from '@app/messaging';
+import { ClaimLostError, HeldClaim, heldClaim } from '@app/inbox';
+import { ConsumeContext, errorMessageOf, EventProducer, PermanentError, withSpan } from '@app/messaging';
 import { probe } from '../media/probe';
 import { NotAVideoError, runTool, ToolStoppedError } from '../media/tool';
+import { scratchKey, scratchOfEndedRuns } from './scratch';
 
 const SOURCE = 'video-processor';
 /** At most one progress event a second (plus one per stage). */
@@ -19,7 +21,9 @@ type Stage = PayloadOf<'video.progress.v1'>['stage'];
  * faststart, each ffmpeg run a child process with a timeout. Outputs are written to a scratch directory and moved
  * into place only when all succeeded; a failed or interrupted run leaves nothing behind. The result event is
  * acknowledged by the broker before the job counts as done; a run that finds the outputs of an earlier one in place
- * (its result event failed) publishes them without running ffmpeg again.
+ * (its result event failed) publishes them without running ffmpeg again. The job's claim is confirmed in the
+ * database right before the outputs move into place and before any result event: a run whose claim passed to
+ * another (its lease ran out) publishes nothing, neither outputs nor a `video.failed.v1`.
  */
 @Injectable()
 export class VideoProcessorService {
@@ -58,12 +62,14 @@ export class VideoProcessorService {
     const step = <R>(name: string, work: () => Promise<R>) =>
       withSpan(`video ${name}`, { 'video.id': videoId, 'video.attempt': attempt }, work, 'internal');
 
+    const claim = heldClaim();
+    if (!claim) throw new PermanentError('video jobs run under a claim-mode inbox (none holds this one)');
     const directory = `videos/${videoId}`;
     /** The work is done and only its result event failed: retried as is, never reported as a failed video. */
     let resultPending = false;
-    const scratch = `${directory}/run-${randomUUID().slice(0, 8)}`;
+    const scratch = scratchKey(directory, claim.run);
     try {
-      await this.removeEarlierRuns(directory);
+      await this.removeEndedRuns(directory, claim);
       if ((await this.storage.size(sourceKey)) === undefined) {
         throw new NotAVideoError(`the uploaded file ${sourceKey} is missing from media storage`);
       }
@@ -88,10 +94,12 @@ export class VideoProcessorService {
             progress('preview', 10 + done * 89),
           ),
         );
+        await claim.confirm();
         await this.storage.rename(`${scratch}/thumbnail.jpg`, thumbnailKey);
         await this.storage.rename(`${scratch}/preview.mp4`, previewKey);
         await this.storage.deletePrefix(scratch);
       }
+      await claim.confirm();
       resultPending = true;
       await publish('video.processed.v1', {
         videoId,
@@ -104,8 +112,10 @@ export class VideoProcessorService {
       this.logger.log(`video ${videoId} processed (attempt ${attempt}, ${metadata.durationSeconds} s)`);
     } catch (error) {
       await this.storage.deletePrefix(scratch).catch(() => undefined);
-      if (error instanceof ToolStoppedError || context.signal.aborted || resultPending) throw error;
+      if (lostOrStopped(error) || context.signal.aborted || resultPending) throw error;
       if (error instanceof NotAVideoError || context.finalAttempt) {
+        // Only the run holding the claim reports a failure: another may be processing the video right now.
+        await claim.confirm();
         const permanent = error instanceof NotAVideoError;
         const reason = permanent ? error.message : `gave up after ${attempt} attempt(s): ${errorMessageOf(error)}`;
         await publish('video.failed.v1', { videoId, reason: reason.slice(0, 1000), permanent, attempt });
@@ -120,11 +130,10 @@ export class VideoProcessorService {
     return { timeoutMs: this.config.FFMPEG_TIMEOUT_MS, signal: context.signal };
   }
 
-  /** Scratch directories of runs that were killed midway (the claim guarantees none is still running). */
-  private async removeEarlierRuns(directory: string): Promise<void> {
-    for (const entry of await this.storage.list(directory)) {
-      if (/\/run-[0-9a-f]{8}$/.test(entry.key)) await this.storage.deletePrefix(entry.key);
-    }
+  /** Scratch directories of runs whose claim is over (killed or cut off midway); never a live run's. */
+  private async removeEndedRuns(directory: string, claim: HeldClaim): Promise<void> {
+    const keys = (await this.storage.list(directory)).map((entry) => entry.key);
+    for (const key of scratchOfEndedRuns(keys, claim.run)) await this.storage.deletePrefix(key);
   }
 
   private async thumbnail(source: string, metadata: VideoMetadata, key: string, context: ConsumeContext) {
@@ -169,4 +178,9 @@ export class VideoProcessorService {
       },
     );
   }
+}
+
+/** Failures that are not the video's: the run stopped, or its claim passed to another run. */
+function lostOrStopped(error: unknown): boolean {
+  return error instanceof ToolStoppedError || error instanceof ClaimLostError;
 }
