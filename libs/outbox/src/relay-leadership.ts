@@ -38,13 +38,18 @@ export class RelayLeadership {
     private readonly options: RelayLeadershipOptions,
     /** A commit's NOTIFY on the outbox channel. */
     private readonly onNotify: () => void,
+    /**
+     * Whether the loop waits on the broker now. That time does not count against progress: kafkajs bounds a send
+     * itself (its retries can take minutes while a partition has no leader), and health reports a send that waits.
+     */
+    private readonly waitingOnBroker: () => boolean = () => false,
   ) {}
 
   get isLeader(): boolean {
     return this.leader;
   }
 
-  /** The loop completed a round: the database answered and every row read was dealt with. */
+  /** The loop completed a round (the database answered, every row read was dealt with), or a send ended. */
   progressed(): void {
     this.lastProgressAt = Date.now();
   }
@@ -111,6 +116,7 @@ export class RelayLeadership {
   }
 
   private beat(client: Client): void {
+    if (this.waitingOnBroker()) this.lastProgressAt = Date.now();
     const idle = Date.now() - this.lastProgressAt;
     if (this.leader && idle > this.options.progressTimeoutMs) {
       this.log.warn(
