@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
+  checkDatabase,
   checkKafka,
+  clientQueryTimeoutMs,
   consumerEnv,
   databaseEnv,
   env,
@@ -50,11 +52,32 @@ export const usersApiConfigSchema = z
     OUTBOX_MAX_BACKOFF_MS: env.int(100, 600_000).default(5000),
     OUTBOX_MAX_ATTEMPTS: env.int(1, 1000).default(10),
     OUTBOX_LEADER_TIMEOUT_MS: env.int(1000, 600_000).default(10_000),
+    /**
+     * The active relay gives up its lock when its loop has completed no round in this long (its database queries
+     * fail or hang: a pool whose pooler stopped answering while the lock session, connected directly, still does),
+     * so that a standby takes over; it takes the lock again one leader timeout later at the earliest. Time spent
+     * waiting on the broker does not count. Must exceed the idle poll plus one query's client timeout, and the backoff.
+     */
+    OUTBOX_PROGRESS_TIMEOUT_MS: env.int(1000, 3_600_000).default(60_000),
     OUTBOX_RETENTION_HOURS: env.int(0, 87_600).default(168),
     /** A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler. */
     OUTBOX_LOCK_DATABASE_URL: postgresUrl.optional(),
   })
-  .superRefine(checkKafka);
+  .superRefine(checkKafka)
+  .superRefine(checkDatabase)
+  .superRefine((cfg, ctx) => {
+    const least = Math.max(
+      cfg.OUTBOX_IDLE_POLL_MS + clientQueryTimeoutMs(cfg.DATABASE_STATEMENT_TIMEOUT_MS),
+      cfg.OUTBOX_MAX_BACKOFF_MS,
+    );
+    if (cfg.OUTBOX_PROGRESS_TIMEOUT_MS <= least) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OUTBOX_PROGRESS_TIMEOUT_MS'],
+        message: `must exceed ${least} ms: the idle poll plus one query's client timeout, and the longest backoff`,
+      });
+    }
+  });
 
 export const emailServiceConfigSchema = z
   .object({
@@ -83,6 +106,7 @@ export const emailServiceConfigSchema = z
       .default('email-service'),
   })
   .superRefine(checkKafka)
+  .superRefine(checkDatabase)
   .superRefine((cfg, ctx) => {
     // The inbox keeps its transaction alive while a send runs, so the idle timeout only has to outlast a keep-alive
     // interval (a quarter of it); what bounds a send is its deadline, which must leave room for one slow reply.

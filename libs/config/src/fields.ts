@@ -69,7 +69,34 @@ export const databaseEnv = {
    * handler waits (an SMTP send), so this bounds how long a frozen process holds an event, not how long a send takes.
    */
   DATABASE_IDLE_TRANSACTION_TIMEOUT_MS: int(1000, 3_600_000).default(60_000),
+  /**
+   * PostgreSQL cancels a statement running longer than this (statement_timeout on every pooled session; migrations
+   * are not bound). It bounds statements only: a transaction left open while an SMTP send runs is bounded by
+   * DATABASE_IDLE_TRANSACTION_TIMEOUT_MS. A statement whose answer does not arrive at all (a silent network, a
+   * pooler that stopped forwarding) fails on the client a little later (`clientQueryTimeoutMs`) and its connection
+   * is dropped. Must exceed INBOX_LOCK_TIMEOUT_MS (a wait for a row lock is a statement).
+   */
+  DATABASE_STATEMENT_TIMEOUT_MS: int(1000, 3_600_000).default(30_000),
 };
+
+/** How long the client waits for any answer to a statement: the server's own timeout plus time for its reply. */
+export function clientQueryTimeoutMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs + Math.max(1000, Math.round(statementTimeoutMs / 10));
+}
+
+/** A wait for a row lock must end as a lock timeout (55P03, retried as such), before the statement timeout. */
+export function checkDatabase(
+  cfg: { DATABASE_STATEMENT_TIMEOUT_MS: number; INBOX_LOCK_TIMEOUT_MS?: number },
+  ctx: z.RefinementCtx,
+): void {
+  if (cfg.INBOX_LOCK_TIMEOUT_MS !== undefined && cfg.INBOX_LOCK_TIMEOUT_MS >= cfg.DATABASE_STATEMENT_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['INBOX_LOCK_TIMEOUT_MS'],
+      message: `must be less than DATABASE_STATEMENT_TIMEOUT_MS (${cfg.DATABASE_STATEMENT_TIMEOUT_MS})`,
+    });
+  }
+}
 
 /** The consumer inbox: how long to wait for a key another consumer holds, and how long to keep records. */
 export const inboxEnv = {

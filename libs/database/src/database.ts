@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { DataSource, DataSourceOptions, EntitySchema, MigrationInterface } from 'typeorm';
+import { clientQueryTimeoutMs } from '@app/config';
+import { BoundedClient } from './bounded-client';
 
 type EntityTarget = string | (abstract new (...args: never[]) => unknown) | EntitySchema;
 type MigrationClass = new () => MigrationInterface;
@@ -14,8 +16,16 @@ export interface AppDatabaseOptions {
   poolSize?: number;
   /** PostgreSQL ends a session idle inside a transaction this long (its locks go with it). */
   idleTransactionTimeoutMs?: number;
+  /**
+   * PostgreSQL cancels a statement running longer (statement_timeout); the client gives up on an answer that does
+   * not come a little later (`clientQueryTimeoutMs`) and drops that connection. 0: unbounded (migrations).
+   */
+  statementTimeoutMs?: number;
   applicationName?: string;
 }
+
+/** Keepalive probes start after this long of silence on a pooled connection, so a dead peer is found while idle. */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 const logger = new Logger('Database');
 
@@ -46,6 +56,11 @@ export async function ensureDatabase(url: string): Promise<void> {
 }
 
 export function dataSourceOptions(options: AppDatabaseOptions): DataSourceOptions {
+  const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
+  const bounds =
+    statementTimeoutMs > 0
+      ? { statement_timeout: statementTimeoutMs, query_timeout: clientQueryTimeoutMs(statementTimeoutMs) }
+      : {};
   return {
     type: 'postgres',
     url: options.url,
@@ -57,10 +72,15 @@ export function dataSourceOptions(options: AppDatabaseOptions): DataSourceOption
     synchronize: false,
     migrationsRun: false,
     applicationName: options.applicationName,
+    // A pooler or server that does not answer a new connection is given up on like a statement.
+    connectTimeoutMS: statementTimeoutMs > 0 ? clientQueryTimeoutMs(statementTimeoutMs) : undefined,
     extra: {
+      Client: BoundedClient,
       max: options.poolSize ?? 10,
       keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
       idle_in_transaction_session_timeout: options.idleTransactionTimeoutMs ?? 60_000,
+      ...bounds,
     },
   };
 }
@@ -93,18 +113,24 @@ async function requireVersion(dataSource: DataSource): Promise<void> {
   }
 }
 
-/** Ensures the database, opens a pool for the app's schema and brings it to the latest migration. */
+/**
+ * Ensures the database, brings the app's schema to the latest migration and opens the app's pool. Migrations run on a
+ * connection of their own without a statement bound: a migration may rewrite a large table, and a replica waits on
+ * the migration lock for as long as another one migrates.
+ */
 export async function openAppDatabase(options: AppDatabaseOptions): Promise<DataSource> {
   await ensureDatabase(options.url);
+  // Two connections: one holds the migration lock while the other runs the migrations.
+  const migrator = new DataSource(dataSourceOptions({ ...options, poolSize: 2, statementTimeoutMs: 0 }));
+  await migrator.initialize();
+  try {
+    await requireVersion(migrator);
+    await migrate(migrator, options.schema);
+  } finally {
+    await migrator.destroy();
+  }
   const dataSource = new DataSource(dataSourceOptions(options));
   await dataSource.initialize();
-  try {
-    await requireVersion(dataSource);
-    await migrate(dataSource, options.schema);
-  } catch (error) {
-    await dataSource.destroy();
-    throw error;
-  }
   return dataSource;
 }
 

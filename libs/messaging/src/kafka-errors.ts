@@ -67,3 +67,24 @@ const REBALANCING = new Set([
 export function isRebalancing(error: unknown): boolean {
   return errorChain(error).some((e) => e.type !== undefined && REBALANCING.has(e.type));
 }
+
+/**
+ * Broker replies that blame the record that was sent, so that failing again and again on it (while other records go
+ * through) says the record is at fault: these may count toward parking it. Includes the outright refusals above.
+ */
+const RECORD_FAULTS = new Set([
+  ...ROW_REJECTIONS,
+  'CORRUPT_MESSAGE',
+  'INVALID_TIMESTAMP',
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+]);
+
+/**
+ * Whether a failed send blames the record. Everything else — a partition without a leader, a leader that moved, a
+ * partition the broker does not know (yet), too few in-sync replicas, a timeout, a lost connection, or an error that
+ * names no Kafka reason — is an outage of part of the cluster: the record is sent again later, and the failure says
+ * nothing against it. (kafkajs fails a whole topic's metadata when one of its partitions has no leader.)
+ */
+export function isRecordFault(error: unknown): boolean {
+  return errorChain(error).some((e) => e.type !== undefined && RECORD_FAULTS.has(e.type));
+}

@@ -76,6 +76,23 @@ export function stablePartitioner(chosen: (topic: string, partition: number) => 
 }
 
 /**
+ * Connects a kafkajs idempotent producer. Before it asks for its producer id, kafkajs loads the metadata of the topics
+ * the producer knows: none yet on a new one, which kafkajs asks for as every topic in the cluster, and it fails the
+ * whole answer when any partition has no leader. A new producer could then not start while any partition anywhere
+ * lacks a leader. So a failed connect is tried once more after loading the metadata of just `topics` (a send of no
+ * records, which sends no produce request); the id is then asked for with that metadata.
+ */
+async function connectProducer(producer: Producer, topics: readonly string[]): Promise<void> {
+  try {
+    await producer.connect();
+  } catch (error) {
+    if (topics.length === 0) throw error;
+    await producer.sendBatch({ acks: -1, topicMessages: topics.map((topic) => ({ topic, messages: [] })) });
+    await producer.connect();
+  }
+}
+
+/**
  * The process's one idempotent producer (acks=all, one request in flight, so per-partition order survives
  * retries). Every send is awaited by its caller; records of one call go out in one request per broker.
  *
@@ -120,11 +137,12 @@ export class EventProducer {
     return producer;
   }
 
-  async connect(): Promise<void> {
+  /** `topics`: those about to be sent to (see `connectProducer`). */
+  async connect(topics: readonly string[] = []): Promise<void> {
     if (this.connected) return;
     const producer = this.producer;
     // Not in the context of the message being handled: the sockets outlive it, and so would its ids on their lines.
-    this.connecting ??= outsideLogContext(() => producer.connect())
+    this.connecting ??= outsideLogContext(() => connectProducer(producer, topics))
       .then(() => {
         if (producer === this.producer) this.connected = true;
       })
@@ -158,7 +176,7 @@ export class EventProducer {
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     try {
-      await this.connect();
+      await this.connect([...byTopic.keys()]);
       const producer = this.producer;
       this.targets.clear();
       const answers = await outsideLogContext(() => producer.sendBatch({ acks: -1, compression, topicMessages }));

@@ -101,3 +101,17 @@ async function ensureTopicsOnce(kafka: Kafka, topics: readonly string[], setting
     await admin.disconnect();
   }
 }
+
+/**
+ * Whether the cluster has the topic, from one metadata answer for all topics (one try, no retries). Throws when the
+ * cluster gives no clean answer: kafkajs fails the whole answer when any partition has no leader.
+ */
+export async function topicExists(kafka: Kafka, topic: string): Promise<boolean> {
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).includes(topic);
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, DatabaseConfig, KafkaConfig } from '@app/config';
-import { ensureSystemTopics, EventProducer, KAFKA, Kafka } from '@app/messaging';
+import { ensureSystemTopics, EventProducer, KAFKA, Kafka, topicExists } from '@app/messaging';
 import { OutboxObservability } from './outbox.observability';
 import { OutboxRelay } from './outbox.relay';
 import { OutboxWriter } from './outbox.writer';
@@ -24,6 +24,7 @@ interface RelayConfig extends DatabaseConfig, KafkaConfig {
   OUTBOX_MAX_BACKOFF_MS: number;
   OUTBOX_MAX_ATTEMPTS: number;
   OUTBOX_LEADER_TIMEOUT_MS: number;
+  OUTBOX_PROGRESS_TIMEOUT_MS: number;
   OUTBOX_RETENTION_HOURS: number;
   OUTBOX_LOCK_DATABASE_URL?: string;
 }
@@ -63,8 +64,10 @@ export class OutboxModule {
               maxBackoffMs: config.OUTBOX_MAX_BACKOFF_MS,
               maxAttempts: config.OUTBOX_MAX_ATTEMPTS,
               leaderTimeoutMs: config.OUTBOX_LEADER_TIMEOUT_MS,
+              progressTimeoutMs: config.OUTBOX_PROGRESS_TIMEOUT_MS,
               retentionHours: config.OUTBOX_RETENTION_HOURS,
               prepare: () => ensureSystemTopics(kafka, config),
+              topicExists: (topic) => topicExists(kafka, topic),
             }),
         },
         OutboxRelayLifecycle,

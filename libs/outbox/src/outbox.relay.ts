@@ -1,19 +1,22 @@
 import { Logger } from '@nestjs/common';
-import { Client, QueryResult, QueryResultRow } from 'pg';
 import { DataSource } from 'typeorm';
-import { deleteInChunks } from '@app/database';
 import {
   errorMessageOf,
   EventProducer,
   isBrokerUnreachable,
+  isRecordFault,
   isRecordRejected,
   isUnknownTopic,
   OutgoingRecord,
   safeErrorMessage,
 } from '@app/messaging';
-import { outboxChannel } from './outbox-message.entity';
 import { LeadershipLostError } from './leadership-lost.error';
+import { OutboxRow as Row, OutboxRows } from './outbox-rows';
+import { RelayLeadership } from './relay-leadership';
+import { OutboxRelayStatus } from './relay-status';
 import { Sleeper } from './sleeper';
+
+export * from './relay-status';
 
 export interface OutboxRelayOptions {
   /** Where the lock session connects: the app's database, directly (advisory locks need a session). */
@@ -30,48 +33,18 @@ export interface OutboxRelayOptions {
    * host); a standby then takes over. The leader speaks every third of it, and checks the session before each send.
    */
   leaderTimeoutMs: number;
+  /** The leader gives up its lock when its loop completed no round in this long (see RelayLeadership). */
+  progressTimeoutMs: number;
   /** Published rows older than this are deleted by the active relay, hourly; 0 keeps them. Parked rows stay. */
   retentionHours: number;
   /** Runs (and is retried) until it succeeds once, before the first publish: e.g. creating the topics. */
   prepare?: () => Promise<void>;
-}
-
-export interface OutboxRelayStatus {
-  running: boolean;
-  leader: boolean;
-  published: number;
-  /** Rows this process parked since it started. */
-  parked: number;
-  lastPublishedAt: string | null;
-  lastError: string | null;
-  failingSince: string | null;
   /**
-   * When the send now waiting for the broker's acknowledgement began; null between sends. A send can wait up to the
-   * request timeout (a leader waiting for replicas that are gone) before it fails and `failingSince` is set.
+   * Whether the cluster has the topic. A row refused as UNKNOWN_TOPIC_OR_PARTITION counts toward parking only when
+   * the cluster confirms the topic is absent; otherwise (a partition the answering broker does not know yet) it is an
+   * outage like any other. Unset: such a row never counts.
    */
-  sendingSince: string | null;
-}
-
-/** A send waiting this long for its acknowledgement makes the relay count as stalled (see `stalled`). */
-export const STALLED_SEND_MS = 5000;
-
-/** Whether the relay cannot publish now: its sends fail, or one has waited too long for the broker. */
-export function relayStalled(
-  status: Pick<OutboxRelayStatus, 'failingSince' | 'sendingSince'>,
-  now = Date.now(),
-): boolean {
-  if (status.failingSince !== null) return true;
-  return status.sendingSince !== null && now - Date.parse(status.sendingSince) > STALLED_SEND_MS;
-}
-
-interface Row {
-  id: string;
-  event_id: string;
-  event_type: string;
-  topic: string;
-  message_key: string;
-  value: string;
-  headers: Record<string, string>;
+  topicExists?: (topic: string) => Promise<boolean>;
 }
 
 interface RoundResult {
@@ -101,18 +74,12 @@ const toRecord = (row: Row): OutgoingRecord => ({
  * while other rows go through, is parked; later rows of its topic and key wait behind it, keeping their order, until
  * an operator retries or drops it (`npm run outbox`).
  */
-/** The columns of a row the relay sends (unqualified: each batch query reads one table, without joins). */
-const ROW_COLUMNS = 'id, event_id, event_type, topic, message_key, value, headers';
-
 export class OutboxRelay {
   private readonly log = new Logger(OutboxRelay.name);
   private readonly sleeper = new Sleeper();
-  private client?: Client;
-  private heartbeat?: NodeJS.Timeout;
-  /** Queries on the lock session run one after another (pg deprecates overlapping queries on one client). */
-  private sessionTail: Promise<unknown> = Promise.resolve();
+  private readonly leadership: RelayLeadership;
+  private readonly rows: OutboxRows;
   private running = false;
-  private leader = false;
   private loop?: Promise<void>;
   private prepared = false;
   private nextPruneAt = 0;
@@ -133,17 +100,20 @@ export class OutboxRelay {
   };
 
   constructor(
-    private readonly dataSource: DataSource,
+    dataSource: DataSource,
     private readonly producer: EventProducer,
     private readonly options: OutboxRelayOptions,
-  ) {}
-
-  private get table(): string {
-    return `"${this.options.schema}".outbox`;
+  ) {
+    this.leadership = new RelayLeadership(
+      options,
+      () => this.sleeper.wake(),
+      () => this.state.sendingSince !== null,
+    );
+    this.rows = new OutboxRows(dataSource, options.schema);
   }
 
   status(): OutboxRelayStatus {
-    return { ...this.state, running: this.running, leader: this.leader };
+    return { ...this.state, running: this.running, leader: this.leadership.isLeader };
   }
 
   start(): void {
@@ -157,7 +127,7 @@ export class OutboxRelay {
     this.sleeper.interrupt();
     await this.loop;
     await this.settleMarking().catch((error: unknown) => this.recordFailure(error));
-    this.endSession(this.client);
+    this.leadership.release();
   }
 
   /** Waits for the previous round's mark; its failure surfaces here (its rows stay pending and go out again). */
@@ -175,9 +145,8 @@ export class OutboxRelay {
     let failures = 0;
     while (this.running) {
       try {
-        if (!this.leader) {
-          await this.acquireLeadership();
-          if (!this.leader) {
+        if (!this.leadership.isLeader) {
+          if (!(await this.leadership.acquire())) {
             // Standby: try again soon enough to take over within about one leader timeout.
             await this.sleeper.sleep(Math.min(this.options.idlePollMs, this.options.leaderTimeoutMs / 3), 'idle');
             continue;
@@ -188,6 +157,8 @@ export class OutboxRelay {
           this.prepared = true;
         }
         const round = await this.publishRound();
+        // The database answered and every row read was published, parked or left for a retry: the loop is alive.
+        this.leadership.progressed();
         if (round.failed > 0) {
           // Some rows went out, some did not: the failing ones are retried after a backoff (and parked in time).
           failures += 1;
@@ -232,148 +203,28 @@ export class OutboxRelay {
     this.state.lastError = message;
   }
 
-  // ---- leadership -------------------------------------------------------------------------------------------
-
-  /**
-   * The lock lives on its own session, which PostgreSQL ends after `leaderTimeoutMs` of silence
-   * (`idle_session_timeout`): a leader whose host froze or dropped off the network loses the lock by itself, since
-   * TCP keepalives are answered by the kernel of a frozen process and prove nothing.
-   */
-  private async openSession(): Promise<Client> {
-    const timeout = this.options.leaderTimeoutMs;
-    const client = new Client({
-      connectionString: this.options.databaseUrl,
-      application_name: 'outbox-relay',
-      keepAlive: true,
-      connectionTimeoutMillis: timeout,
-      query_timeout: timeout,
-      options: `-c idle_session_timeout=${timeout}`,
-    });
-    client.on('error', (error) => this.sessionLost(client, error.message));
-    client.on('end', () => this.sessionLost(client, 'connection ended'));
-    client.on('notification', () => this.sleeper.wake());
-    // A new session does not wait behind a query that hangs on the old one.
-    this.sessionTail = Promise.resolve();
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${outboxChannel(this.options.schema)}"`);
-    } catch (error) {
-      this.endSession(client);
-      throw error;
-    }
-    this.client = client;
-    this.heartbeat = setInterval(() => {
-      this.onSession(client, 'SELECT 1').catch((error: unknown) => this.sessionLost(client, errorMessageOf(error)));
-    }, timeout / 3);
-    return client;
-  }
-
-  private onSession<R extends QueryResultRow = QueryResultRow>(
-    client: Client,
-    sql: string,
-    params?: unknown[],
-  ): Promise<QueryResult<R>> {
-    const run = this.sessionTail.then(() => client.query<R>(sql, params));
-    this.sessionTail = run.catch(() => undefined);
-    return run;
-  }
-
-  private sessionLost(client: Client, reason: string): void {
-    if (client !== this.client) return;
-    if (this.leader) this.log.warn(`relay lock session lost (${reason})`);
-    this.endSession(client);
-  }
-
-  private endSession(client: Client | undefined): void {
-    if (client === this.client) {
-      clearInterval(this.heartbeat);
-      this.heartbeat = undefined;
-      this.client = undefined;
-      this.leader = false;
-    }
-    client?.end().catch(() => undefined);
-  }
-
-  private async acquireLeadership(): Promise<void> {
-    const client = this.client ?? (await this.openSession());
-    const result = await this.onSession<{ locked: boolean }>(
-      client,
-      'SELECT pg_try_advisory_lock(hashtext($1)) AS locked',
-      [`outbox-relay:${this.options.schema}`],
-    );
-    this.leader = result.rows[0]?.locked === true && client === this.client;
-    if (this.leader) this.log.log(`relay active for schema ${this.options.schema}`);
-  }
-
-  /** Fencing: one round trip on the lock session right before a send. A session that answers still holds the lock. */
-  private async confirmLeadership(): Promise<void> {
-    const client = this.client;
-    if (!this.leader || !client) throw new LeadershipLostError('not the leader');
-    try {
-      await this.onSession(client, 'SELECT 1');
-    } catch (error) {
-      this.sessionLost(client, errorMessageOf(error));
-    }
-    if (!this.leader || client !== this.client) throw new LeadershipLostError('lock session lost');
-  }
-
   // ---- publishing -------------------------------------------------------------------------------------------
 
-  /** The oldest unpublished rows, leaving out parked rows and every later row of a parked row's topic and key. */
-  /**
-   * The oldest publishable rows. With no parked row (the normal case, told by the small partial index of parked
-   * rows), a plain walk of the unpublished index in id order. Only while a row is parked are rows behind it on its key
-   * held back; that query's plan depends on the table's statistics (taken while nothing was pending, it checked
-   * every pending row against the parked ones per row: seconds a round under a backlog), so it is kept for then.
-   */
-  private async nextBatch(): Promise<Row[]> {
-    const [{ parked }] = await this.dataSource.query<{ parked: boolean }[]>(
-      `SELECT EXISTS (SELECT 1 FROM ${this.table} WHERE parked_at IS NOT NULL AND published_at IS NULL) AS parked`,
-    );
-    // Rows of the previous round, acknowledged and being marked, are not read again.
-    const marking = this.marking?.ids ?? [];
-    if (!parked) {
-      return this.dataSource.query<Row[]>(
-        `SELECT ${ROW_COLUMNS}
-           FROM ${this.table}
-          WHERE published_at IS NULL AND parked_at IS NULL AND id <> ALL($2::bigint[])
-          ORDER BY id
-          LIMIT $1`,
-        [this.options.batchSize, marking],
-      );
-    }
-    return this.dataSource.query<Row[]>(
-      `WITH parked AS MATERIALIZED (
-         SELECT topic, message_key, min(id) AS id FROM ${this.table}
-          WHERE parked_at IS NOT NULL AND published_at IS NULL
-          GROUP BY topic, message_key)
-       SELECT ${ROW_COLUMNS}
-         FROM ${this.table} o
-        WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.id <> ALL($2::bigint[])
-          AND NOT EXISTS (
-            SELECT 1 FROM parked p WHERE p.topic = o.topic AND p.message_key = o.message_key AND p.id < o.id)
-        ORDER BY o.id
-        LIMIT $1`,
-      [this.options.batchSize, marking],
-    );
+  /** Rows of the previous round, acknowledged and being marked, are not read again. */
+  private nextBatch(): Promise<Row[]> {
+    return this.rows.nextBatch(this.options.batchSize, this.marking?.ids ?? []);
   }
 
   /** Sends rows and resolves once the broker acknowledged them all (acks=all); throws without marking otherwise. */
   private async send(rows: Row[]): Promise<void> {
-    await this.confirmLeadership();
+    await this.leadership.confirm();
     this.state.sendingSince = new Date().toISOString();
     try {
       await this.producer.send(rows.map(toRecord));
     } finally {
       this.state.sendingSince = null;
+      this.leadership.progressed();
     }
   }
 
   /** Marked only after the broker acked: a crash before this line publishes the rows again, never loses them. */
   private async markPublished(rows: Row[]): Promise<void> {
-    await this.dataSource.query(`UPDATE ${this.table} SET published_at = now() WHERE id = ANY($1::bigint[])`, [
-      rows.map((row) => row.id),
-    ]);
+    await this.rows.markPublished(rows.map((row) => row.id));
     this.state.published += rows.length;
     this.state.lastPublishedAt = new Date().toISOString();
   }
@@ -437,28 +288,30 @@ export class OutboxRelay {
       published += 1;
     }
     for (const { row, error } of failed) {
-      // An attempt counts only when the broker took other rows in the same round: in an outage no row is at fault.
-      const counts = published > 0 && !isBrokerUnreachable(error);
-      const [updated] = await this.dataSource.query<[{ attempts: number }[], number]>(
-        `UPDATE ${this.table} SET attempts = attempts + $3, last_error = $2 WHERE id = $1 RETURNING attempts`,
-        [row.id, safeErrorMessage(error), counts ? 1 : 0],
-      );
-      if (counts && (updated[0]?.attempts ?? 0) >= this.options.maxAttempts) await this.park(row, error, 0);
+      // An attempt counts only when the broker took other rows in the same round and its reply blames this row: a
+      // partition without a leader, or any other outage, holds a row back without anything being wrong with it.
+      const counts = published > 0 && (await this.blamesRow(row, error));
+      const attempts = await this.rows.noteFailure(row.id, safeErrorMessage(error), counts ? 1 : 0);
+      if (counts && attempts >= this.options.maxAttempts) await this.park(row, error, 0);
     }
     if (failed.length > 0 && published === 0) throw failed[0].error;
     return { fetched: rows.length, published, failed: failed.length, lastError: failed[0]?.error };
   }
 
+  private async blamesRow(row: Row, error: unknown): Promise<boolean> {
+    if (isRecordFault(error)) return true;
+    if (!isUnknownTopic(error) || !this.options.topicExists) return false;
+    try {
+      return !(await this.options.topicExists(row.topic));
+    } catch {
+      return false;
+    }
+  }
+
   /** Deletes published rows past the retention, in chunks so no statement holds many locks; returns how many. */
   async prune(): Promise<number> {
     if (this.options.retentionHours <= 0) return 0;
-    return deleteInChunks(
-      this.dataSource,
-      this.table,
-      'id',
-      'published_at IS NOT NULL AND published_at < now() - make_interval(hours => $1)',
-      [this.options.retentionHours],
-    );
+    return this.rows.prune(this.options.retentionHours);
   }
 
   private async pruneNow(): Promise<void> {
@@ -474,10 +327,7 @@ export class OutboxRelay {
 
   private async park(row: Row, error: unknown, addAttempts: number): Promise<void> {
     const message = safeErrorMessage(error);
-    await this.dataSource.query(
-      `UPDATE ${this.table} SET parked_at = now(), last_error = $2, attempts = attempts + $3 WHERE id = $1`,
-      [row.id, message, addAttempts],
-    );
+    await this.rows.park(row.id, message, addAttempts);
     this.state.parked += 1;
     this.log.error(
       `outbox row ${row.id} (${row.event_type} ${row.event_id} to ${row.topic}, key ${row.message_key}) parked: ${message}. ` +

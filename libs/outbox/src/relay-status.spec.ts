@@ -1,4 +1,4 @@
-import { OutboxRelayStatus, relayStalled, STALLED_SEND_MS } from './outbox.relay';
+import { OutboxRelayStatus, relayStalled, STALLED_SEND_MS } from './relay-status';
 
 const idle: OutboxRelayStatus = {
   running: true,
