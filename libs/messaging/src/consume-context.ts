@@ -60,7 +60,7 @@ export class ConsumeContext extends BaseRpcContext<[ConsumeInfo]> {
    * Aborted when the app shuts down, or (claim-mode inbox) when this process lost its claim — another consumer took
    * the job over after the lease ran out. Long work (a child process) should stop and throw. On shutdown the runner
    * neither retries nor commits the message and the next owner runs it; on a lost claim the inbox throws
-   * ClaimLostError, retried like any retriable failure (and skipped once the new owner completed it).
+   * ClaimLostError, retried without using up an attempt (and skipped once the new owner completed it).
    * `signal.reason` says which.
    */
   get signal(): AbortSignal {
