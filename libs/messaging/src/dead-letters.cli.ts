@@ -1,7 +1,21 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { logLevel } from 'kafkajs';
 import { kafkaToolConfigSchema, loadConfigOrExit } from '@app/config';
-import { DeadLetter, DeadLetterFilter, DeadLetters, formatThrough, lastOffsets, parseThrough } from './dead-letters';
+import {
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetters,
+  formatThrough,
+  lastOffsets,
+  parseThrough,
+  replayable,
+} from './dead-letters';
+import { errorMessageOf } from './errors';
+import { deadLetterTopicOf } from './failure-headers';
 import { createKafka } from './kafka.factory';
+import { withDeadline } from './kafka-monitor';
 
 const USAGE = `usage: npm run dlq -- <command> --group <consumer group> [filters] [options]
 
@@ -16,7 +30,53 @@ commands:
 
 filters:  --type <event type>  --id <event id>  --partition <n>  --offset <n>
 options:  --json (list/show as JSON lines)  --yes (purge)  --through (purge)
-Kafka connection from the usual variables: KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*.`;
+          --force (replay: also letters that are no valid event; they only come back)
+Kafka connection from the usual variables: KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*. Without KAFKA_BROKERS, the
+broker npm start runs: 127.0.0.1 on KAFKA_PORT, or on the port scripts/kafka.sh remembers for it.`;
+
+/** Without KAFKA_BROKERS: the broker `npm start` started (scripts/kafka.sh's `dev` instance), as npm start set it. */
+function defaultBrokers(): void {
+  if (process.env.KAFKA_BROKERS) return;
+  let port = process.env.KAFKA_PORT;
+  if (!port) {
+    try {
+      port = readFileSync(join(process.cwd(), '.run', 'kafka-dev', 'port'), 'utf8').trim();
+    } catch {
+      port = '9092';
+    }
+  }
+  process.env.KAFKA_BROKERS = `127.0.0.1:${port}`;
+}
+
+/**
+ * The broker answers, and the group is one it knows (or whose dead-letter topic exists): one line and exit 2
+ * otherwise, instead of kafkajs retrying for half a minute or "0 dead letter(s)" for a name typed wrong.
+ */
+async function checkGroup(
+  kafka: ReturnType<typeof createKafka>,
+  group: string,
+  brokers: string,
+): Promise<string | undefined> {
+  const admin = kafka.admin();
+  try {
+    const [groups, topics] = await withDeadline(
+      `Kafka at ${brokers}`,
+      5000,
+      admin.connect().then(() => Promise.all([admin.listGroups(), admin.listTopics()])),
+    );
+    const known = groups.groups.some((g) => g.groupId === group) || topics.includes(deadLetterTopicOf(group));
+    if (known) return undefined;
+    const withLetters = topics
+      .filter((topic) => topic.endsWith('.dlt'))
+      .map((topic) => topic.slice(0, -'.dlt'.length))
+      .sort();
+    return `no consumer group '${group}' on ${brokers}, and no topic ${deadLetterTopicOf(group)}; groups with a dead-letter topic: ${withLetters.join(', ') || '(none)'}`;
+  } catch (error) {
+    return `cannot reach Kafka at ${brokers} (${errorMessageOf(error)}): start it (npm start, or npm run kafka:start) or set KAFKA_BROKERS`;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
 
 function line(letter: DeadLetter): string {
   const origin =
@@ -50,6 +110,7 @@ async function main(): Promise<number> {
       json: { type: 'boolean', default: false },
       yes: { type: 'boolean', default: false },
       through: { type: 'string' },
+      force: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -68,8 +129,16 @@ async function main(): Promise<number> {
     partition: values.partition === undefined ? undefined : Number(values.partition),
     offset: values.offset,
   };
+  defaultBrokers();
   const config = loadConfigOrExit('dlq', kafkaToolConfigSchema);
-  const deadLetters = new DeadLetters(createKafka(config, 'dead-letter-cli'), values.group);
+  // Quiet and quick: a broker that does not answer is said in one line, not in pages of retries.
+  const kafka = createKafka(config, 'dead-letter-cli', { retries: 2, logLevel: logLevel.NOTHING });
+  const problem = await checkGroup(kafka, values.group, config.KAFKA_BROKERS.join(','));
+  if (problem) {
+    process.stderr.write(`dlq: ${problem}\n`);
+    return 2;
+  }
+  const deadLetters = new DeadLetters(kafka, values.group);
 
   switch (command) {
     case 'list': {
@@ -97,7 +166,18 @@ async function main(): Promise<number> {
       return 0;
     }
     case 'replay': {
-      const replayed = await deadLetters.replay(filter);
+      // A letter that is no valid event (or a stub) would only be dead-lettered again: said, and left, unless --force.
+      const skipped = (await deadLetters.list(filter)).filter(
+        (letter) => !replayable(letter) || (letter.reason === 'invalid-message' && !values.force),
+      );
+      for (const letter of skipped) {
+        const why = replayable(letter)
+          ? 'no valid event: it would only be dead-lettered again (--force replays it anyway)'
+          : 'a stub (value cut) or of unknown origin: its whole message is at its original offset';
+        process.stdout.write(`skipped ${line(letter)}  (${why})\n`);
+      }
+      const skip = new Set(skipped.map((letter) => `${letter.partition}/${letter.offset}`));
+      const replayed = await deadLetters.replay(filter, (letter) => !skip.has(`${letter.partition}/${letter.offset}`));
       for (const letter of replayed) process.stdout.write(`replayed ${line(letter)}\n`);
       process.stderr.write(
         `${replayed.length} dead letter(s) republished; they stay on ${deadLetters.topic} until purged\n`,

@@ -163,8 +163,11 @@ export class DeadLetters {
   }
 
   /** Replays the matching dead letters into the group's retry topic, in order; returns what was replayed. */
-  async replay(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
-    const letters = (await this.list(filter)).filter(replayable);
+  async replay(
+    filter: DeadLetterFilter = {},
+    also: (letter: DeadLetter) => boolean = () => true,
+  ): Promise<DeadLetter[]> {
+    const letters = (await this.list(filter)).filter((letter) => replayable(letter) && also(letter));
     await this.republish(letters);
     return letters;
   }

@@ -43,6 +43,22 @@ async function parked(db: Client, table: string, ids: string[] | 'all'): Promise
   return rows;
 }
 
+/** The ids asked for that are not parked rows, each with what it is instead; empty when every one is. */
+async function notParked(db: Client, table: string, ids: string[] | 'all', found: ParkedRow[]): Promise<string[]> {
+  if (ids === 'all') return [];
+  const missing = ids.filter((id) => !found.some((row) => String(row.id) === id));
+  if (missing.length === 0) return [];
+  const { rows } = await db.query<{ id: string; published: boolean }>(
+    `SELECT id::text, published_at IS NOT NULL AS published FROM ${table} WHERE id = ANY($1::bigint[])`,
+    [missing],
+  );
+  return missing.map((id) => {
+    const row = rows.find((r) => r.id === id);
+    if (!row) return `#${id}: no such row in ${table}`;
+    return `#${id}: not parked (${row.published ? 'already published' : 'pending: the relay sends it anyway'})`;
+  });
+}
+
 function line(row: ParkedRow): string {
   return [
     `#${row.id}`,
@@ -102,6 +118,11 @@ async function main(): Promise<number> {
       }
       case 'retry': {
         const rows = await parked(db, table, selection);
+        const problems = await notParked(db, table, selection, rows);
+        if (problems.length > 0) {
+          process.stderr.write(`${problems.join('\n')}\nnothing changed\n`);
+          return 1;
+        }
         await db.query(
           `UPDATE ${table} SET parked_at = NULL, attempts = 0 WHERE id = ANY($1::bigint[]) AND published_at IS NULL`,
           [rows.map((row) => row.id)],
@@ -117,6 +138,11 @@ async function main(): Promise<number> {
           return 2;
         }
         const rows = await parked(db, table, selection);
+        const problems = await notParked(db, table, selection, rows);
+        if (problems.length > 0) {
+          process.stderr.write(`${problems.join('\n')}\nnothing deleted\n`);
+          return 1;
+        }
         for (const row of rows) {
           // The whole row but a long value, which is cut: enough to rebuild the event, not megabytes on a terminal.
           const { rows: full } = await db.query<Record<string, unknown>>(
