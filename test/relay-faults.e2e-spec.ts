@@ -140,7 +140,7 @@ describe('relay faults: a pool that goes silent while the lock session answers',
 });
 
 describe('relay faults: one partition without a leader, in a three-node cluster', () => {
-  const cluster = new KafkaInstance('relay-cluster', 29700, 3);
+  const cluster = new KafkaInstance('relay-cluster', 29800, 3);
   const apps: ChildApp[] = [];
   let db: Client;
   let api: ChildApp;
