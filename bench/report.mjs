@@ -1,6 +1,6 @@
 // Renders what the benchmarks wrote under bench/results/*.json: each chart as SVG (Vega-Lite, rendered here without a
-// browser), bench/results/README.md with the machine and a table of every figure, and the same text into README.md
-// between its bench markers. Run by scripts/bench.sh after the benchmarks; `node bench/report.mjs` alone re-renders.
+// browser), bench/results/README.md with the machine and a table of every figure, and the same text into
+// docs/benchmarks.md between its bench markers. Run by scripts/bench.sh after the benchmarks; `node bench/report.mjs` alone re-renders.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,10 +9,10 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// Results elsewhere (BENCH_RESULTS_DIR) are rendered there and leave README.md alone.
+// Results elsewhere (BENCH_RESULTS_DIR) are rendered there and leave docs/benchmarks.md alone.
 const resultsDir = process.env.BENCH_RESULTS_DIR ?? join(here, 'results');
 const updateReadme = process.env.BENCH_RESULTS_DIR === undefined;
-const readme = join(here, '..', 'README.md');
+const readme = join(here, '..', 'docs', 'benchmarks.md');
 const BEGIN = '<!-- bench:begin (written by bench/report.mjs) -->';
 const END = '<!-- bench:end -->';
 
@@ -88,16 +88,39 @@ for (const f of figures) {
     lines.push(`![${chart.title}](bench/results/${file})`);
   }
 }
-const body = lines.join('\n');
+/** Prose lines wrapped at 120 columns (tables and code as they are): the pages read at 120 columns. */
+function wrapProse(text) {
+  let fenced = false;
+  return text
+    .split('\n')
+    .flatMap((line) => {
+      if (line.startsWith('```')) fenced = !fenced;
+      if (fenced || line.startsWith('```') || line.trimStart().startsWith('|') || line.length <= 120) return [line];
+      const indent = /^(\s*(?:[-*] |\d+\. )?)/.exec(line)[1].replace(/[^ ]/g, ' ');
+      const out = [];
+      let rest = line;
+      while (rest.length > 120) {
+        const cut = rest.lastIndexOf(' ', 120);
+        if (cut <= indent.length) break;
+        out.push(rest.slice(0, cut));
+        rest = indent + rest.slice(cut + 1);
+      }
+      out.push(rest);
+      return out;
+    })
+    .join('\n');
+}
+const body = wrapProse(lines.join('\n'));
 
 writeFileSync(join(resultsDir, 'README.md'), `# Benchmark results\n\n${body.replaceAll('](bench/results/', '](')}\n`);
 if (updateReadme) {
   const text = readFileSync(readme, 'utf8');
   const start = text.indexOf(BEGIN);
   const end = text.indexOf(END);
-  if (start === -1 || end === -1) throw new Error(`README.md has no ${BEGIN} … ${END} section`);
-  writeFileSync(readme, `${text.slice(0, start + BEGIN.length)}\n${body}\n${text.slice(end)}`);
+  if (start === -1 || end === -1) throw new Error(`docs/benchmarks.md has no ${BEGIN} … ${END} section`);
+  const page = body.replaceAll('](bench/results/', '](../bench/results/');
+  writeFileSync(readme, `${text.slice(0, start + BEGIN.length)}\n${page}\n${text.slice(end)}`);
 }
 process.stdout.write(
-  `wrote ${join(resultsDir, 'README.md')}${updateReadme ? " and README.md's benchmark section" : ''} (${figures.length} figures)\n`,
+  `wrote ${join(resultsDir, 'README.md')}${updateReadme ? ' and docs/benchmarks.md' : ''} (${figures.length} figures)\n`,
 );

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench [-- NAME...]`: every benchmark under bench/ (or the named ones), one after another, against a
 # throw-away broker on 127.0.0.1:29292 and the database kafka_nest_bench; each writes bench/results/NAME.json, then
-# bench/report.mjs renders the charts and the Markdown table (bench/results/README.md and the README's section).
+# bench/report.mjs renders the charts and the Markdown table (bench/results/README.md and docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -34,5 +34,5 @@ done
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)" \
   node bench/report.mjs
 # The report writes tables and JSON; the formatter lays them out as the lint expects.
-prettier --write --log-level warn README.md bench/results
+prettier --write --log-level warn docs/benchmarks.md bench/results
 log "benchmarks took $((SECONDS - started)) s"
