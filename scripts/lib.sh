@@ -55,6 +55,13 @@ apt_install() {
 }
 
 # ffmpeg and ffprobe for the video-processor (and the tests that make test videos): Debian's package when missing.
+# curl and jq: the docs' examples use them, and a test runs those examples as written.
+ensure_curl_jq() {
+  apt_install curl curl && apt_install jq jq && return
+  log "curl and jq are needed by the docs-examples test: install them (apt-get install curl jq)"
+  exit 1
+}
+
 ensure_ffmpeg() {
   apt_install ffmpeg ffmpeg ffprobe && return
   log "ffmpeg and ffprobe are needed by the video-processor: install them (apt-get install ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH"

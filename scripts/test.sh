@@ -7,6 +7,7 @@ source scripts/lib.sh
 ensure_node_modules
 ensure_postgres
 ensure_ffmpeg
+ensure_curl_jq
 ensure_redis_server
 ensure_redis
 ensure_chromium
