@@ -378,7 +378,7 @@ describe('fault suite: unclean faults', () => {
     // What kafkajs does when its metadata names a leader it no longer fetches from (seen after a cluster lost and
     // regained its quorum): fetch requests go on, nothing more comes from the partitions. Done behind the server's
     // back, so its own pause bookkeeping knows nothing of it.
-    const kafkajs = (consumer.server as unknown as { consumer: { pause(topics: { topic: string }[]): void } }).consumer;
+    const kafkajs = consumer.server.unwrap<{ pause(topics: { topic: string }[]): void }>();
     kafkajs.pause([{ topic: 'emails' }]);
     const fetchesBefore = consumer.server.stats.fetches;
     const held = await events.publish(1, 'partition-silent');
@@ -607,10 +607,13 @@ describe('fault suite: unclean faults', () => {
   it('6. a consumer crash kafkajs does not restart from: the runner restarts it and consumption goes on', async () => {
     const name = await groupAtEnd('crash');
     const consumer = await emailService(name);
-    const server = consumer.server as unknown as { handleBatch: (...args: unknown[]) => Promise<void> };
+    // The server's batch runner (libs/messaging/src/consumer/batch-runner.ts), reached from outside for the fault.
+    const runner = (
+      consumer.server as unknown as { runtime: { runner: { run: (...args: unknown[]) => Promise<void> } } }
+    ).runtime.runner;
     // What a non-retriable error escaping a batch (a fenced member, an authorization change) does to kafkajs.
     jest
-      .spyOn(server, 'handleBatch')
+      .spyOn(runner, 'run')
       .mockRejectedValueOnce(Object.assign(new Error('injected non-retriable failure'), { retriable: false }));
     const [record] = await events.publish(1, `u6-${randomUUID().slice(0, 6)}`);
     await waitFor('the email after the crash', () => tally(smtp.received, [record.headers.ce_id]).emails === 1, {
