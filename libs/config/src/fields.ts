@@ -254,8 +254,8 @@ export const notifierEnv = {
   /** Open streams per replica; one more is refused with 503. */
   NOTIFIER_MAX_CLIENTS: int(1, 1_000_000).default(10_000),
   /**
-   * Web pages on other origins allowed to read the stream (the console, apps/console): `*`, or a comma-separated list of
-   * origins (`http://127.0.0.1:3000`). The stream is public and takes no credentials.
+   * Web pages on other origins allowed to read the stream (the console): `*`, or a comma-separated list of origins
+   * (`http://127.0.0.1:3005`). The stream is public and takes no credentials.
    */
   NOTIFIER_ALLOWED_ORIGINS: originList.prefault('*'),
 };

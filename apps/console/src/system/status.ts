@@ -20,7 +20,7 @@ export interface TopicRate {
 
 export interface GroupState {
   group: string;
-  /** Messages of its topics not yet committed (KafkaMonitor.groupLag); null when unknown (the broker did not answer). */
+  /** Messages of its topics not yet committed (KafkaMonitor.groupLag); null when unknown (no broker answer). */
   lag: number | null;
   /** Failed messages waiting on the group's retry topic. */
   retryBacklog: number | null;
