@@ -9,12 +9,12 @@ COPY libs ./libs
 COPY scripts/apps.js ./scripts/
 # Every application project of nest-cli.json, the one list of apps.
 RUN for app in $(node scripts/apps.js); do npx nest build "$app"; done \
-  && npx tsc -p apps/users-api/console/tsconfig.json \
-  && cp apps/users-api/console/index.html apps/users-api/console/console.css dist/console/
+  && npx tsc -p apps/console/web/tsconfig.json \
+  && cp apps/console/web/index.html apps/console/web/console.css dist/console/web/
 
 FROM node:24-bookworm-slim AS runtime
-# Each app listens on its own PORT (3000–3004 by default) for its routes, /health/live, /health/ready and /metrics.
-EXPOSE 3000 3001 3002 3003 3004
+# Each app listens on its own PORT (3000–3005 by default) for its routes, /health/live, /health/ready and /metrics.
+EXPOSE 3000 3001 3002 3003 3004 3005
 # ffmpeg/ffprobe for the video-processor; tini so SIGTERM reaches node and the consumers drain before exit.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends ffmpeg tini \

@@ -13,6 +13,7 @@ const ports = {
   'video-processor': 3002,
   'cache-invalidator': 3003,
   notifier: 3004,
+  console: 3005,
 };
 
 if (require.main === module) {

@@ -138,10 +138,10 @@ build_apps() {
   build_console
 }
 
-# users-api's web console: its browser script compiled, and the page and style beside it, in dist/console.
+# The console's page (apps/console/web): its modules compiled to ES modules, the page and style beside them.
 build_console() {
-  tsc -p apps/users-api/console/tsconfig.json
-  cp apps/users-api/console/index.html apps/users-api/console/console.css dist/console/
+  tsc -p apps/console/web/tsconfig.json
+  cp apps/console/web/index.html apps/console/web/console.css dist/console/web/
 }
 
 app_entry() { echo "dist/apps/$1/apps/$1/src/main.js"; }

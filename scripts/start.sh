@@ -65,11 +65,14 @@ while read -r app default_port; do
   port_free "${PORTS[$app]}" || { log "port ${PORTS[$app]} ($app) is taken; set $var to another"; exit 1; }
 done < <(node scripts/apps.js --ports)
 
-# The console (served by users-api) reaches the others where this script starts them.
+# The console (apps/console) reaches the others where this script starts them; its page calls users-api and the
+# notifier from the browser, so users-api allows the console's origin.
 CONSOLE_APPS=""
 for app in "${APPS[@]}"; do CONSOLE_APPS+="${CONSOLE_APPS:+,}$app=http://$HOST:${PORTS[$app]}"; done
 export CONSOLE_APPS
+export CONSOLE_API_URL="${CONSOLE_API_URL:-http://$HOST:${PORTS[users-api]}}"
 export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://$HOST:${PORTS[notifier]}}"
+export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
 [ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
 # Replay and purge in the console need a token: one for this run unless given.
 CONSOLE_ADMIN_TOKEN="${CONSOLE_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
@@ -98,11 +101,11 @@ done
 API="http://$HOST:${PORTS[users-api]}"
 {
   echo
-  printf '  %-18s %s\n' "console" "$API/console   (admin token for replay and purge: $CONSOLE_ADMIN_TOKEN)"
+  printf '  %-18s %s\n' "console" "http://$HOST:${PORTS[console]}/   (admin token for replay and purge: $CONSOLE_ADMIN_TOKEN)"
   printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id; $API/docs)"
   for app in "${APPS[@]}"; do
     case "$app" in
-      users-api) ;;
+      users-api | console) ;;
       notifier) printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}   (curl -N http://$HOST:${PORTS[$app]}/notifications/stream)" ;;
       *) printf '  %-18s %s\n' "$app" "http://$HOST:${PORTS[$app]}" ;;
     esac

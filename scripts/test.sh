@@ -20,7 +20,7 @@ start_throwaway_kafka "$TEST_KAFKA_NAME" "${TEST_KAFKA_PORT:-29092}"
 export NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning --disable-warning=TimeoutNegativeWarning"
 log "type-checking"
 tsc -p tsconfig.json --noEmit
-tsc -p apps/users-api/console/tsconfig.json --noEmit
+tsc -p apps/console/web/tsconfig.json --noEmit
 # The fault and observability suites run the apps as child processes (to SIGKILL, SIGTERM and SIGSTOP them, and
 # to trace them as deployed).
 log "building the apps"

@@ -66,7 +66,8 @@ describe('docker-compose.yml', () => {
     expect(config.HOST).toBe('0.0.0.0');
   });
 
-  it.each(apps.filter((app) => app !== 'users-api'))(
+  // users-api and the console are what a browser opens: each has its host port.
+  it.each(apps.filter((app) => app !== 'users-api' && app !== 'console'))(
     '%s can be scaled: no fixed container name or host port',
     (app) => {
       const service = compose.services[app];
@@ -74,6 +75,23 @@ describe('docker-compose.yml', () => {
       expect(service.ports ?? []).toEqual([]);
     },
   );
+
+  it('the console watches every app where compose runs it, and its page reaches what the browser can', () => {
+    const env = envOf(compose.services.console);
+    const config = loadConfig('console', APP_CONFIG_SCHEMAS.console, env);
+    expect(config.CONSOLE_APPS.map((app) => app.name).sort()).toEqual([...apps].sort());
+    for (const { name, url } of config.CONSOLE_APPS) {
+      // By service name from inside the network, except itself; each on the port its config listens on.
+      const expected = name === 'console' ? 'localhost' : name;
+      expect(new URL(url).hostname).toBe(expected);
+      expect(Number(new URL(url).port)).toBe(APP_PORTS[name as keyof typeof APP_PORTS]);
+    }
+    // The browser reaches users-api and the notifier on the host's ports, and users-api allows the page's origin.
+    const hostPort = (service: string) => compose.services[service].ports?.[0]?.split(':')[0];
+    expect(new URL(config.CONSOLE_API_URL).port).toBe(hostPort('users-api'));
+    const api = loadConfig('users-api', APP_CONFIG_SCHEMAS['users-api'], envOf(compose.services['users-api']));
+    expect(api.USERS_API_ALLOWED_ORIGINS).toEqual([`http://localhost:${hostPort('console')}`]);
+  });
 
   it('the apps are the same everywhere: nest-cli.json projects, configs and compose services', () => {
     const projects = appsOfNestCli;

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'puppeteer-core';
 import { launchBrowser, screenshot, watchPage, PageWatch } from './support/browser';
 import { RunningApp } from '@app/runtime';
-import { bootUsersApi } from './support/apps';
+import { bootConsole } from './support/apps';
 import { RunningSystem } from './support/system';
 import { makeVideo, removeTestFiles } from './support/videos';
 import { waitFor } from './support/wait';
@@ -14,7 +14,7 @@ const TOKEN = `console-token-${randomUUID()}`;
 /**
  * (waitForFunction polls on a timer: its default, animation frames, does not run in a page that is not in front.)
  *
- * The console in headless Chromium against all five apps as processes: each scenario is tried through the page's
+ * The console (apps/console) in headless Chromium against all six apps as processes: each scenario is tried through the page's
  * forms and watched arriving over the live streams; the System view shows a dead letter and replays it with the
  * admin token only. Screenshots go to .run/screenshots/console-*.png.
  */
@@ -27,8 +27,9 @@ describe('web console in a real browser', () => {
   async function openConsole(): Promise<{ page: Page; watch: PageWatch }> {
     const opened = await browser.newPage();
     await opened.setViewport({ width: 1280, height: 1000 });
-    const watch = watchPage(opened, system.apiUrl, [system.notifierUrl]);
-    const response = await opened.goto(`${system.apiUrl}/console`, { waitUntil: 'domcontentloaded' });
+    // The page's own origin, and the two it calls as any client would: users-api and the notifier.
+    const watch = watchPage(opened, system.consoleUrl, [system.apiUrl, system.notifierUrl]);
+    const response = await opened.goto(`${system.consoleUrl}/`, { waitUntil: 'domcontentloaded' });
     // The second page may be answered from the browser's cache after revalidation.
     expect([200, 304]).toContain(response?.status());
     await opened.waitForFunction(() => document.querySelector('#live')?.textContent === 'live', {
@@ -49,7 +50,7 @@ describe('web console in a real browser', () => {
 
   beforeAll(async () => {
     await system.start({
-      usersApi: { CONSOLE_ADMIN_TOKEN: TOKEN, CONSOLE_REFRESH_MS: '1000' },
+      console: { CONSOLE_ADMIN_TOKEN: TOKEN, CONSOLE_REFRESH_MS: '1000' },
     });
     browser = await launchBrowser();
     pages.push(await openConsole(), await openConsole());
@@ -77,6 +78,34 @@ describe('web console in a real browser', () => {
       watch.errors.length = 0;
       watch.foreignRequests.length = 0;
       watch.failedResponses.length = 0;
+    }
+  });
+
+  it('shows the system tables as being read until the first snapshot arrives, and the system once it does', async () => {
+    const opened = await browser.newPage();
+    // The system stream held back, as a slow broker round or a buffering proxy would: the page has no snapshot yet.
+    await opened.setRequestInterception(true);
+    const held: (() => Promise<void>)[] = [];
+    opened.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/system/stream') held.push(() => request.continue());
+      else void request.continue();
+    });
+    try {
+      await opened.goto(`${system.consoleUrl}/`, { waitUntil: 'domcontentloaded' });
+      await waitFor('the page to open the system stream', () => held.length > 0);
+      for (const table of ['#apps', '#topics', '#groups']) {
+        expect(await textOf(`${table} tbody`, opened)).toContain('reading');
+      }
+      expect(await textOf('#kafka-status', opened)).toContain('reading');
+      await held[0]();
+      await opened.waitForFunction(() => document.querySelectorAll('#apps tbody tr[data-app]').length === 6, {
+        timeout: 30_000,
+        polling: 250,
+      });
+      expect(await textOf('#apps tbody', opened)).not.toContain('reading');
+      expect(await textOf('#kafka-status', opened)).toMatch(/^Kafka reachable/);
+    } finally {
+      await opened.close();
     }
   });
 
@@ -136,6 +165,10 @@ describe('web console in a real browser', () => {
   it('posts: a post created in one page shows as a notification in both, as text; an edit refreshes the cache', async () => {
     const [first, second] = pages.map((p) => p.page);
     const title = `<img src=x onerror="window.pwned=1"> ${randomUUID().slice(0, 6)}`;
+    // No post yet in this page: nothing to edit, so no edit form.
+    for (const each of [first, second]) {
+      expect(await each.$eval('#edit-form', (form) => getComputedStyle(form).display)).toBe('none');
+    }
     // The author is the user registered above (the form was filled in by the registration).
     expect(await first.$eval('#post-form [name=authorId]', (input) => (input as HTMLInputElement).value)).toMatch(
       /^[0-9a-f-]{36}$/,
@@ -230,7 +263,7 @@ describe('web console in a real browser', () => {
     await screenshot(page, 'console-dead-letters');
 
     // A purge through a partition the topic does not have is the caller's mistake: 400, nothing deleted.
-    const purge = await fetch(`${system.apiUrl}/console/dead-letters/purge`, {
+    const purge = await fetch(`${system.consoleUrl}/dead-letters/purge`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
       body: JSON.stringify({ group: system.groups.email, through: '99/0' }),
@@ -247,48 +280,54 @@ describe('web console in a real browser', () => {
   });
 });
 
-/** The console's HTTP side where no admin token is configured (users-api in the test process). */
+/** The console's HTTP side where no admin token is configured (the console app in the test process). */
 describe('web console without an admin token', () => {
-  let api: RunningApp;
+  let app: RunningApp;
 
   beforeAll(async () => {
-    api = await bootUsersApi();
+    app = await bootConsole();
   });
 
   afterAll(async () => {
-    await api?.app.close();
+    await app?.app.close();
   });
 
-  it('serves the page under a policy that runs no script but its own', async () => {
-    const page = await fetch(`${api.url}/console`);
+  it('serves the page at / under a policy that runs no script but its own, and /console moves there', async () => {
+    const page = await fetch(`${app.url}/`);
     expect(page.status).toBe(200);
     const policy = page.headers.get('content-security-policy') ?? '';
     expect(policy).toContain("script-src 'self'");
     expect(policy).toContain("default-src 'none'");
+    // The page calls users-api and the notifier where the browser reaches them, and nothing else.
+    expect(policy).toContain("connect-src 'self' http://127.0.0.1:3000 http://127.0.0.1:3004");
     expect(page.headers.get('x-content-type-options')).toBe('nosniff');
-    expect((await fetch(`${api.url}/console/assets/console.js`)).status).toBe(200);
-    // Only the page's own files: not whatever the name of a property or a path might reach.
-    for (const name of ['constructor', 'index.html', '..%2Fpackage.json']) {
-      expect((await fetch(`${api.url}/console/assets/${name}`)).status).toBe(404);
+    for (const module of ['main.js', 'system.js', 'dead-letters.js', 'console.css']) {
+      expect((await fetch(`${app.url}/assets/${module}`)).status).toBe(200);
     }
+    // Only the page's own files: not whatever the name of a property or a path might reach.
+    for (const name of ['constructor', 'index.html', '..%2Fpackage.json', 'nothing-here.js']) {
+      expect((await fetch(`${app.url}/assets/${name}`)).status).toBe(404);
+    }
+    const moved = await fetch(`${app.url}/console`, { redirect: 'manual' });
+    expect([moved.status, moved.headers.get('location')]).toEqual([301, '/']);
   });
 
   it('refuses replay and purge with 403 while CONSOLE_ADMIN_TOKEN is unset, and unknown groups with 400', async () => {
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-      fetch(`${api.url}${path}`, {
+      fetch(`${app.url}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...headers },
         body: JSON.stringify(body),
       });
     for (const [path, body] of [
-      ['/console/dead-letters/replay', { group: 'email-service' }],
-      ['/console/dead-letters/purge', { group: 'email-service', through: '0/1' }],
+      ['/dead-letters/replay', { group: 'email-service' }],
+      ['/dead-letters/purge', { group: 'email-service', through: '0/1' }],
     ] as const) {
       const refused = await post(path, body, { authorization: 'Bearer some-token-of-any-kind' });
       expect(refused.status).toBe(403);
       expect(await refused.json()).toMatchObject({ code: 'CONSOLE.ADMIN_DISABLED' });
     }
-    const unknown = await fetch(`${api.url}/console/dead-letters?group=someone-else`);
+    const unknown = await fetch(`${app.url}/dead-letters?group=someone-else`);
     expect(unknown.status).toBe(400);
     expect(await unknown.json()).toMatchObject({ errors: [expect.objectContaining({ field: 'group' })] });
   });

@@ -44,7 +44,7 @@ describe('users-api /docs', () => {
           (method) => `${method} ${layer.route!.path.replace(/:([A-Za-z]+)/g, '{$1}')}`,
         ),
       )
-      .filter((route) => !/ \/(health|metrics|docs|console)/.test(route))
+      .filter((route) => !/ \/(health|metrics|docs)/.test(route))
       // The request logger is middleware mounted on every path, not a route.
       .filter((route) => !route.endsWith(' {/*splat}'));
     const documented = Object.entries(document.paths).flatMap(([path, methods]) =>

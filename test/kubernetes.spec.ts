@@ -70,6 +70,44 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
     expect(deployments.map((d) => d.metadata.name).sort()).toEqual([...apps].sort());
   });
 
+  it('the console watches every app by its Service, and alone holds the console credentials', () => {
+    const containerOf = (app: string) =>
+      of<{ spec: { template: { spec: { containers: Container[] } } } }>('Deployment', app)!.spec.template.spec
+        .containers[0];
+    const env = Object.fromEntries(
+      (containerOf('console').env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+    );
+    const config = loadConfig('console', APP_CONFIG_SCHEMAS.console, env);
+    expect(config.CONSOLE_APPS.map((entry) => entry.name).sort()).toEqual([...apps].sort());
+    for (const { name, url } of config.CONSOLE_APPS) {
+      const host = new URL(url).hostname;
+      expect(name === 'console' ? host === '127.0.0.1' : of('Service', host) !== undefined).toBe(true);
+      expect(Number(new URL(url).port)).toBe(APP_PORTS[name as keyof typeof APP_PORTS]);
+    }
+    const secretsOf = (app: string) =>
+      (containerOf(app).env ?? []).flatMap((e) => {
+        const ref = (e.valueFrom as { secretKeyRef?: { name: string; key: string } } | undefined)?.secretKeyRef;
+        return ref ? [`${ref.name}/${ref.key}`] : [];
+      });
+    // Its Kafka principal is its own; no other app reads its credentials or its admin token.
+    expect(secretsOf('console')).toContain('kafka-nest-console-kafka/KAFKA_SASL_PASSWORD');
+    for (const app of apps.filter((name) => name !== 'console')) {
+      expect(
+        secretsOf(app).filter(
+          (ref) => ref.startsWith('kafka-nest-console-kafka/') || ref.endsWith('/CONSOLE_ADMIN_TOKEN'),
+        ),
+      ).toEqual([]);
+    }
+    // The page's origin is the one users-api lets call it from a browser.
+    const api = Object.fromEntries(
+      (containerOf('users-api').env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+    );
+    expect(api.USERS_API_ALLOWED_ORIGINS).toBeDefined();
+    if (config.CONSOLE_API_URL.startsWith('https:')) {
+      expect(api.USERS_API_ALLOWED_ORIGINS).toMatch(/^https:/);
+    }
+  });
+
   describe.each(apps)('%s', (app) => {
     const deployment = of<{
       spec: {

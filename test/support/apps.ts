@@ -1,5 +1,6 @@
-import { emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
+import { consoleConfigSchema, emailServiceConfigSchema, loadConfig, usersApiConfigSchema } from '@app/config';
 import { RunningApp, startApp } from '@app/runtime';
+import { consoleApp } from '../../apps/console/src/app';
 import { emailServiceApp } from '../../apps/email-service/src/app';
 import { usersApiApp } from '../../apps/users-api/src/app';
 import { appEnv } from './env';
@@ -10,4 +11,8 @@ export function bootUsersApi(overrides: Record<string, string> = {}): Promise<Ru
 
 export function bootEmailService(overrides: Record<string, string> = {}): Promise<RunningApp> {
   return startApp(emailServiceApp, loadConfig('email-service', emailServiceConfigSchema, appEnv(overrides)));
+}
+
+export function bootConsole(overrides: Record<string, string> = {}): Promise<RunningApp> {
+  return startApp(consoleApp, loadConfig('console', consoleConfigSchema, appEnv(overrides)));
 }

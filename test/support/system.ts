@@ -15,10 +15,12 @@ export interface SystemOptions {
   shared?: Record<string, string>;
   /** Variables users-api gets on top. */
   usersApi?: Record<string, string>;
+  /** Variables the console gets on top. */
+  console?: Record<string, string>;
 }
 
 /**
- * All five apps as built processes, as deployed, with their own SMTP server, Redis, media directory and consumer
+ * All six apps as built processes, as deployed, with their own SMTP server, Redis, media directory and consumer
  * groups (starting at the end of their topics, so earlier suites' messages are not theirs).
  */
 export class RunningSystem {
@@ -33,7 +35,15 @@ export class RunningSystem {
   readonly mediaDir = mkdtempSync(join(tmpdir(), 'system-media-'));
   apiUrl = '';
   notifierUrl = '';
-  apps!: { api: ChildApp; mailer: ChildApp; processor: ChildApp; invalidator: ChildApp; notifier: ChildApp };
+  consoleUrl = '';
+  apps!: {
+    api: ChildApp;
+    mailer: ChildApp;
+    processor: ChildApp;
+    invalidator: ChildApp;
+    notifier: ChildApp;
+    console: ChildApp;
+  };
 
   async start(options: SystemOptions = {}): Promise<this> {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
@@ -48,12 +58,13 @@ export class RunningSystem {
       ...options.shared,
     };
     const ports: Record<string, number> = {};
-    for (const app of ['users-api', 'email-service', 'video-processor', 'cache-invalidator', 'notifier']) {
+    for (const app of ['users-api', 'email-service', 'video-processor', 'cache-invalidator', 'notifier', 'console']) {
       ports[app] = await freePort();
     }
     const urlOf = (app: string) => `http://127.0.0.1:${ports[app]}`;
     this.apiUrl = urlOf('users-api');
     this.notifierUrl = urlOf('notifier');
+    this.consoleUrl = urlOf('console');
     const name = (app: string) => `${app}-${this.suffix}`;
     const port = (app: string) => ({ ...shared, PORT: String(ports[app]) });
     this.apps = {
@@ -61,12 +72,8 @@ export class RunningSystem {
         ...port('users-api'),
         MEDIA_DIR: this.mediaDir,
         REDIS_URL: this.redis.url,
-        // The console watches this system: its apps, its groups, its notifier.
-        CONSOLE_NOTIFIER_URL: this.notifierUrl,
-        CONSOLE_APPS: Object.keys(ports)
-          .map((app) => `${app}=${urlOf(app)}`)
-          .join(','),
-        CONSOLE_GROUPS: [this.groups.email, this.groups.video, this.groups.cache, 'users-api'].join(','),
+        // The console's page calls the API from its own origin.
+        USERS_API_ALLOWED_ORIGINS: this.consoleUrl,
         ...options.usersApi,
       }),
       mailer: new ChildApp('email-service', name('email-service'), {
@@ -85,8 +92,19 @@ export class RunningSystem {
         CACHE_INVALIDATOR_GROUP: this.groups.cache,
       }),
       notifier: new ChildApp('notifier', name('notifier'), port('notifier')),
+      // The console watches this system: its apps, its groups, its API and notifier.
+      console: new ChildApp('console', name('console'), {
+        ...port('console'),
+        CONSOLE_API_URL: this.apiUrl,
+        CONSOLE_NOTIFIER_URL: this.notifierUrl,
+        CONSOLE_APPS: Object.keys(ports)
+          .map((app) => `${app}=${urlOf(app)}`)
+          .join(','),
+        CONSOLE_GROUPS: [this.groups.email, this.groups.video, this.groups.cache, 'users-api'].join(','),
+        ...options.console,
+      }),
     };
-    // Five apps booting at once on a small machine take longer than one.
+    // Six apps booting at once on a small machine take longer than one.
     await Promise.all(Object.values(this.apps).map((app) => app.start('listening on', 90_000)));
     return this;
   }

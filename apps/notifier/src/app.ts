@@ -18,7 +18,7 @@ export const notifierApp = defineApp({
   name: 'notifier',
   schema: notifierConfigSchema,
   module: () => ({ module: AppModule }),
-  // Pages served elsewhere (the users-api console) read the stream; it takes no credentials.
+  // Pages served elsewhere (the console, apps/console) read the stream; it takes no credentials.
   cors: (config) => ({
     origin: config.NOTIFIER_ALLOWED_ORIGINS.includes('*') ? '*' : config.NOTIFIER_ALLOWED_ORIGINS,
     methods: ['GET'],

@@ -9,8 +9,6 @@ import { OutboxMessage, OutboxModule } from '@app/outbox';
 import { isOperationsPath } from '@app/telemetry';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
-import { ConsoleController } from './console/console.controller';
-import { SystemMonitor } from './console/system-monitor';
 import { DocsController } from './docs/docs.controller';
 import { HealthController } from './health/health.controller';
 import { Initial1764000000000 } from './migrations/1764000000000-initial';
@@ -47,9 +45,8 @@ export class AppModule {
         VideosModule,
         PostsModule,
       ],
-      controllers: [HealthController, DocsController, ...(config.CONSOLE_ENABLED ? [ConsoleController] : [])],
+      controllers: [HealthController, DocsController],
       providers: [
-        SystemMonitor,
         { provide: APP_FILTER, useClass: ApiErrorFilter },
         { provide: APP_GUARD, useClass: ThrottlerGuard },
         { provide: APP_PIPE, useFactory: createValidationPipe },

@@ -1,4 +1,10 @@
-import { APP_CONFIG_SCHEMAS, APP_PORTS, emailServiceConfigSchema, usersApiConfigSchema } from './apps';
+import {
+  APP_CONFIG_SCHEMAS,
+  APP_PORTS,
+  consoleConfigSchema,
+  emailServiceConfigSchema,
+  usersApiConfigSchema,
+} from './apps';
 import { ConfigError, loadConfig } from './config';
 
 const problemsOf = (run: () => unknown): readonly string[] => {
@@ -102,8 +108,8 @@ describe('app configs', () => {
     );
   });
 
-  it('users-api reads the console settings and names each bad one', () => {
-    const config = loadConfig('users-api', usersApiConfigSchema, {
+  it('the console reads its settings and names each bad one', () => {
+    const config = loadConfig('console', consoleConfigSchema, {
       CONSOLE_APPS: 'users-api=http://api:3000/, notifier=http://notifier:3004',
       CONSOLE_GROUPS: 'email-service, video-processor',
     });
@@ -113,13 +119,22 @@ describe('app configs', () => {
     ]);
     expect(config.CONSOLE_GROUPS).toEqual(['email-service', 'video-processor']);
     expect(config.CONSOLE_ADMIN_TOKEN).toBeUndefined();
+    // The browser's way to users-api and the notifier; the console watches every app, itself included, by default.
+    expect([config.CONSOLE_API_URL, config.CONSOLE_NOTIFIER_URL]).toEqual([
+      'http://127.0.0.1:3000',
+      'http://127.0.0.1:3004',
+    ]);
+    expect(loadConfig('console', consoleConfigSchema, {}).CONSOLE_APPS.map((app) => app.name)).toEqual(
+      Object.keys(APP_PORTS),
+    );
 
     const problems = problemsOf(() =>
-      loadConfig('users-api', usersApiConfigSchema, {
+      loadConfig('console', consoleConfigSchema, {
         CONSOLE_ADMIN_TOKEN: 'has a space in it, so never matches',
         CONSOLE_APPS: 'users-api=ftp://x',
         CONSOLE_GROUPS: 'a group',
         CONSOLE_REFRESH_MS: '10',
+        CONSOLE_API_URL: 'javascript:alert(1)',
       }),
     );
     expect(problems).toEqual(
@@ -128,8 +143,19 @@ describe('app configs', () => {
         expect.stringMatching(/^CONSOLE_APPS\.0\.url: must be an http/),
         expect.stringMatching(/^CONSOLE_GROUPS\.0: a consumer group name/),
         expect.stringMatching(/^CONSOLE_REFRESH_MS: /),
+        expect.stringMatching(/^CONSOLE_API_URL: must be an http/),
       ]),
     );
+  });
+
+  it('users-api has no console settings, and allows the console to call it from a browser', () => {
+    expect(Object.keys(usersApiConfigSchema.shape).filter((key) => key.startsWith('CONSOLE_'))).toEqual([]);
+    const origins = (env: Record<string, string>) =>
+      loadConfig('users-api', usersApiConfigSchema, env).USERS_API_ALLOWED_ORIGINS;
+    expect(origins({})).toEqual([`http://127.0.0.1:${APP_PORTS.console}`, `http://localhost:${APP_PORTS.console}`]);
+    expect(origins({ USERS_API_ALLOWED_ORIGINS: 'https://console.example.com/' })).toEqual([
+      'https://console.example.com',
+    ]);
   });
 
   it('the notifier takes * or a list of origins for its stream', () => {

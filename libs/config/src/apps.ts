@@ -17,6 +17,7 @@ import {
   logEnv,
   postgresUrl,
   consoleEnv,
+  usersApiHttpEnv,
 } from './fields';
 
 /**
@@ -29,6 +30,7 @@ export const APP_PORTS = {
   'video-processor': 3002,
   'cache-invalidator': 3003,
   notifier: 3004,
+  console: 3005,
 } as const;
 
 const smtpUrl = z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' });
@@ -43,7 +45,7 @@ export const usersApiConfigSchema = z
     ...mediaEnv,
     ...videoUploadEnv,
     ...redisEnv,
-    ...consoleEnv,
+    ...usersApiHttpEnv,
     ...httpEnv(APP_PORTS['users-api']),
     RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
     OUTBOX_RELAY_ENABLED: env.bool.default(true),
@@ -155,6 +157,11 @@ export const notifierConfigSchema = z
   .object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...notifierEnv, ...httpEnv(APP_PORTS.notifier) })
   .superRefine(checkKafka);
 
+/** The web console: Kafka (as its own principal), logging, HTTP and what the page shows. */
+export const consoleConfigSchema = z
+  .object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...consoleEnv, ...httpEnv(APP_PORTS.console) })
+  .superRefine(checkKafka);
+
 /** The outbox CLI: the database of the app whose outbox it looks at. */
 export const databaseToolConfigSchema = z.object({ ...databaseEnv });
 
@@ -176,6 +183,7 @@ export type MediaConfig = { MEDIA_DIR: string };
 export type VideoProcessorConfig = z.infer<typeof videoProcessorConfigSchema>;
 export type CacheInvalidatorConfig = z.infer<typeof cacheInvalidatorConfigSchema>;
 export type NotifierConfig = z.infer<typeof notifierConfigSchema>;
+export type ConsoleConfig = z.infer<typeof consoleConfigSchema>;
 export type RedisConfig = Pick<UsersApiConfig, keyof typeof redisEnv>;
 
 /** Every app's schema by app name: used by the compose check so a service never sets a variable its app ignores. */
@@ -185,4 +193,5 @@ export const APP_CONFIG_SCHEMAS = {
   'video-processor': videoProcessorConfigSchema,
   'cache-invalidator': cacheInvalidatorConfigSchema,
   notifier: notifierConfigSchema,
+  console: consoleConfigSchema,
 } as const;

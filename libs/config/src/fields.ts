@@ -265,6 +265,11 @@ export const redisEnv = {
   POST_CACHE_TTL_SECONDS: int(1, 7 * 86_400).default(300),
 };
 
+/** `*`, or a comma-separated list of web origins (a URL is cut down to its origin). */
+const originList = commaList(
+  z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]),
+);
+
 /** The notifier's Server-Sent Events stream. */
 export const notifierEnv = {
   /** A comment line this often keeps proxies from closing a quiet stream. */
@@ -276,12 +281,20 @@ export const notifierEnv = {
   /** Open streams per replica; one more is refused with 503. */
   NOTIFIER_MAX_CLIENTS: int(1, 1_000_000).default(10_000),
   /**
-   * Web pages on other origins allowed to read the stream (the users-api console): `*`, or a comma-separated list of
-   * origins (`http://127.0.0.1:3000`). The stream is public and takes no credentials.
+   * Web pages on other origins allowed to read the stream (the console): `*`, or a comma-separated list of origins
+   * (`http://127.0.0.1:3005`). The stream is public and takes no credentials.
    */
-  NOTIFIER_ALLOWED_ORIGINS: commaList(
-    z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]),
-  ).prefault('*'),
+  NOTIFIER_ALLOWED_ORIGINS: originList.prefault('*'),
+};
+
+/** users-api's HTTP API as other web pages may call it. */
+export const usersApiHttpEnv = {
+  /**
+   * Web pages on other origins allowed to call the API from a browser (the console, apps/console): `*`, or a
+   * comma-separated list of origins. The API takes no cookies, so this guards nothing a server could not do; it keeps
+   * other sites' pages from spending their visitors' rate limit here.
+   */
+  USERS_API_ALLOWED_ORIGINS: originList.prefault('http://127.0.0.1:3005,http://localhost:3005'),
 };
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
@@ -300,9 +313,8 @@ const appUrls = commaList(
 
 const groupList = commaList(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'a consumer group name' }));
 
-/** The web console users-api serves at /console. */
+/** The web console (apps/console): its page, the system view and the dead-letter tools. */
 export const consoleEnv = {
-  CONSOLE_ENABLED: bool.default(true),
   /**
    * Needed by the console's state-changing operations (dead-letter replay and purge), sent as `Authorization: Bearer`.
    * Unset: those operations answer 403.
@@ -312,18 +324,20 @@ export const consoleEnv = {
     .min(16, { error: 'at least 16 characters' })
     .regex(/^\S+$/, { error: 'no spaces: it is sent as Authorization: Bearer <token>' })
     .optional(),
+  /** users-api as the browser reaches it: the page calls its API (users-api must allow the console's origin). */
+  CONSOLE_API_URL: httpUrl.default('http://127.0.0.1:3000'),
   /** The notifier as the browser reaches it: the page reads its live stream. */
   CONSOLE_NOTIFIER_URL: httpUrl.default('http://127.0.0.1:3004'),
   /** A mail catcher's web UI (MailDev in `npm start`), linked from the page when set. */
   CONSOLE_MAIL_URL: httpUrl.optional(),
-  /** The apps whose readiness the page shows, as users-api reaches them. */
+  /** The apps whose readiness the page shows, as the console reaches them. */
   CONSOLE_APPS: appUrls.prefault(
-    'users-api=http://127.0.0.1:3000,email-service=http://127.0.0.1:3001,video-processor=http://127.0.0.1:3002,cache-invalidator=http://127.0.0.1:3003,notifier=http://127.0.0.1:3004',
+    'users-api=http://127.0.0.1:3000,email-service=http://127.0.0.1:3001,video-processor=http://127.0.0.1:3002,cache-invalidator=http://127.0.0.1:3003,notifier=http://127.0.0.1:3004,console=http://127.0.0.1:3005',
   ),
   /** The durable consumer groups whose lag, retry backlog and dead letters the page shows. */
   CONSOLE_GROUPS: groupList.prefault('email-service,video-processor,cache-invalidator,users-api'),
   /** How often the page's system view is refreshed (while a page is open). */
   CONSOLE_REFRESH_MS: int(1000, 60_000).default(2000),
   /** The compiled page (`npm run build` writes it). */
-  CONSOLE_ASSETS_DIR: z.string().min(1).default('dist/console'),
+  CONSOLE_ASSETS_DIR: z.string().min(1).default('dist/console/web'),
 };

@@ -26,6 +26,12 @@ export interface PartitionLag {
   lag: number;
 }
 
+/** A topic's partitions with their low and high watermarks (records below `low` are gone). */
+export interface TopicWatermarks {
+  topic: string;
+  partitions: { partition: number; low: string; high: string }[];
+}
+
 /** `work`, or a rejection naming `what` after `ms`; the work itself goes on, nobody waits for it. */
 export function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -149,6 +155,40 @@ export class KafkaMonitor {
           }
         }
         return rows;
+      })(),
+    );
+  }
+
+  /** Every topic on which `group` has committed an offset (its retry topic too, once it committed there). */
+  async committedTopics(group: string, timeoutMs = 3000): Promise<string[]> {
+    const admin = this.adminClient();
+    return withDeadline(
+      `topics of group ${group}`,
+      timeoutMs,
+      admin.connect().then(async () => (await admin.fetchOffsets({ groupId: group })).map((entry) => entry.topic)),
+    );
+  }
+
+  /** The topics of `topics` that exist, each with its partitions' watermarks; a missing topic is left out. */
+  async watermarks(topics: readonly string[], timeoutMs = 3000): Promise<TopicWatermarks[]> {
+    const admin = this.adminClient();
+    return withDeadline(
+      `watermarks of ${topics.length} topics`,
+      timeoutMs,
+      (async () => {
+        await admin.connect();
+        const existing = new Set(await admin.listTopics());
+        const result: TopicWatermarks[] = [];
+        for (const topic of topics) {
+          if (!existing.has(topic)) continue;
+          const partitions = (await admin.fetchTopicOffsets(topic)).map(({ partition, low, high }) => ({
+            partition,
+            low,
+            high,
+          }));
+          result.push({ topic, partitions });
+        }
+        return result;
       })(),
     );
   }

@@ -1,0 +1,28 @@
+import { must } from './dom.js';
+
+export interface StreamedEvent<T> {
+  id: string;
+  type: string;
+  data: T;
+}
+
+/** Subscribes to one event type of the notifier's stream. */
+export type On = <T>(name: string, handle: (event: StreamedEvent<T>) => void) => void;
+
+/** The notifier's live stream (what happened to users, videos and posts), with its state in the #live badge. */
+export function openLiveStream(notifierUrl: string): On {
+  const live = must('#live');
+  const notifier = new EventSource(`${notifierUrl}/notifications/stream`);
+  notifier.onopen = () => {
+    live.textContent = 'live';
+    live.className = 'badge ok';
+  };
+  notifier.onerror = () => {
+    live.textContent = 'notifier unreachable, retrying…';
+    live.className = 'badge error';
+  };
+  return (name, handle) =>
+    notifier.addEventListener(name, (message) =>
+      handle(JSON.parse((message as MessageEvent<string>).data) as Parameters<typeof handle>[0]),
+    );
+}

@@ -1,0 +1,94 @@
+import type { ConsoleSettings } from '../src/system/status';
+import { el, must, pause } from './dom.js';
+import { call, problem } from './http.js';
+import type { On } from './live.js';
+
+interface VideoMetadata {
+  durationSeconds: number;
+  width: number;
+  height: number;
+  videoCodec: string;
+}
+
+/** Upload a video → work queue: progress and the result over the live stream, the renditions from users-api. */
+export function videoPanel(settings: ConsoleSettings, on: On): void {
+  const progress = must<HTMLProgressElement>('#video-progress');
+  const status = must('#video-status');
+  const result = must('#video-result');
+  const videoUrl = (id: string) => `${settings.apiUrl}/videos/${encodeURIComponent(id)}`;
+  let current: string | undefined;
+
+  must<HTMLFormElement>('#video-form').addEventListener('submit', (submitted) => {
+    submitted.preventDefault();
+    const form = submitted.target as HTMLFormElement;
+    progress.value = 0;
+    result.replaceChildren();
+    status.textContent = 'uploading…';
+    void call<{ id: string }>('POST', `${settings.apiUrl}/videos`, new FormData(form)).then((answer) => {
+      if (answer.status !== 202) {
+        status.textContent = `refused: ${problem(answer)}`;
+        return;
+      }
+      current = String(answer.body.id);
+      status.textContent = `queued as ${current}`;
+    });
+  });
+
+  on<{ videoId: string; progress: number; stage: string }>('video.progress', (event) => {
+    if (event.data.videoId !== current) return;
+    progress.value = Math.max(progress.value, event.data.progress);
+    status.textContent = `${event.data.stage} · ${event.data.progress}%`;
+  });
+
+  /**
+   * users-api applies the result from the same event in its own group, so it may not say `completed` yet when the
+   * notifier's push arrives: ask it (once a second, for a while) before showing what it serves.
+   */
+  async function whenCompleted(videoId: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 30; attempt += 1) {
+      const answer = await call<{ status?: string }>('GET', videoUrl(videoId));
+      if (answer.body.status === 'completed') return true;
+      if (answer.body.status === 'failed') return false;
+      await pause(1000);
+    }
+    return false;
+  }
+
+  on<{ videoId: string; metadata: VideoMetadata }>('video.processed', (event) => {
+    if (event.data.videoId !== current) return;
+    const { durationSeconds, width, height, videoCodec } = event.data.metadata;
+    const described = `${width}×${height} ${videoCodec}, ${durationSeconds.toFixed(1)} s`;
+    progress.value = 100;
+    status.textContent = `processed · ${described}`;
+    const videoId = event.data.videoId;
+    void whenCompleted(videoId).then((completed) => {
+      if (videoId !== current) return;
+      if (!completed) {
+        status.textContent = 'processed, but users-api has not recorded it yet';
+        return;
+      }
+      status.textContent = `completed · ${described}`;
+      result.replaceChildren(
+        // CORS requests (users-api allows this page's origin), not no-cors ones its resource policy would refuse.
+        el('img', {
+          id: 'video-thumbnail',
+          src: `${videoUrl(videoId)}/thumbnail`,
+          alt: 'thumbnail',
+          crossorigin: 'anonymous',
+        }),
+        el('video', {
+          id: 'video-preview',
+          src: `${videoUrl(videoId)}/preview`,
+          controls: '',
+          preload: 'metadata',
+          crossorigin: 'anonymous',
+        }),
+      );
+    });
+  });
+
+  on<{ videoId: string; reason: string }>('video.failed', (event) => {
+    if (event.data.videoId !== current) return;
+    status.textContent = `failed: ${event.data.reason}`;
+  });
+}
