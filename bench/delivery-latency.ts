@@ -14,7 +14,7 @@ import { usersApiApp } from '../apps/users-api/src/app';
 import { startGroupAtEnd } from '../test/support/kafka';
 import { benchEnv, DATABASE_URL } from './env';
 import { atMostOf, runBench, writeFigure } from './lib/results';
-import { benchSmtp } from './lib/smtp';
+import { SmtpCatcher } from '../test/support/smtp';
 import { distributionChart, summarize } from './lib/stats';
 
 const N = Number(process.env.BENCH_DELIVERIES ?? 100);
@@ -31,7 +31,7 @@ async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Pr
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const smtp = await benchSmtp();
+  const smtp = await new SmtpCatcher({ parse: false }).start();
   const acceptedAt = (to: string) => smtp.accepted.find((a) => a.to === to)?.epochMs;
   const api = await startApp(usersApiApp, loadConfig('users-api', usersApiConfigSchema, env({})));
   const group = `bench-delivery-${randomUUID().slice(0, 8)}`;
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     await db.end();
     await email.app.close();
     await api.app.close();
-    await smtp.close();
+    await smtp.stop();
   }
   const stages: [string, (s: (typeof samples)[number]) => number][] = [
     ['201 answered → SMTP server accepted', (s) => s.total],

@@ -28,7 +28,7 @@ import { groupDrained, startGroupAtEnd } from '../test/support/kafka';
 import { waitFor } from '../test/support/wait';
 import { benchEnv, DATABASE_URL, KAFKA_BROKERS } from './env';
 import { atLeast, atMost, Chart, runBench, writeFigure } from './lib/results';
-import { benchSmtp, BenchSmtp } from './lib/smtp';
+import { AcceptedMail, SmtpCatcher } from '../test/support/smtp';
 import { distributionChart, inFlight, summarize } from './lib/stats';
 
 const RATE = Number(process.env.BENCH_BURST_RATE ?? 20);
@@ -161,7 +161,7 @@ interface Round {
   t0: number;
   answers: Answer[];
   late: number;
-  smtp: BenchSmtp['accepted'];
+  smtp: AcceptedMail[];
   samples: Sample[];
   registered: number;
   emails: number;
@@ -179,7 +179,7 @@ async function round(
   delayMs: number,
   drainTimeoutMs: number,
 ): Promise<Round> {
-  const smtp = await benchSmtp(delayMs, { oneAtATime: true });
+  const smtp = await new SmtpCatcher({ delayMs, oneAtATime: true, parse: false }).start();
   const group = `bench-leveling-${name}-${randomUUID().slice(0, 8)}`;
   await startGroupAtEnd(group, 'emails');
   let email: RunningApp | undefined;
@@ -250,7 +250,7 @@ async function round(
   } finally {
     await sampling?.stop().catch(() => undefined);
     await email?.app.close();
-    await smtp.close();
+    await smtp.stop();
   }
 }
 

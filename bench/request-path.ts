@@ -18,7 +18,7 @@ import { ARGON2_OPTIONS } from '../apps/users-api/src/users/users.service';
 import { startGroupAtEnd } from '../test/support/kafka';
 import { benchEnv, DATABASE_URL } from './env';
 import { atMost, atMostOf, Measurement, runBench, writeFigure } from './lib/results';
-import { benchSmtp } from './lib/smtp';
+import { SmtpCatcher } from '../test/support/smtp';
 import { distributionChart, summarize } from './lib/stats';
 
 const N = Number(process.env.BENCH_REQUESTS ?? 200);
@@ -107,8 +107,8 @@ async function syncRound(smtpUrl: string): Promise<number[]> {
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const fast = await benchSmtp(0);
-  const slow = await benchSmtp(SMTP_DELAY_MS);
+  const fast = await new SmtpCatcher({ parse: false }).start();
+  const slow = await new SmtpCatcher({ delayMs: SMTP_DELAY_MS, parse: false }).start();
   const hashes: number[] = [];
   let instant: number[], delayed: number[], noKafka: number[], sync: number[];
   try {
@@ -118,8 +118,8 @@ async function main(): Promise<void> {
     noKafka = await asyncRound({ KAFKA_BROKERS: '127.0.0.1:1', KAFKA_CONNECT_TIMEOUT_MS: '1000' }, undefined);
     sync = await syncRound(slow.url);
   } finally {
-    await fast.close();
-    await slow.close();
+    await fast.stop();
+    await slow.stop();
   }
   const rounds: [string, number[]][] = [
     ['argon2id hash alone', hashes],

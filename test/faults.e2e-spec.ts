@@ -1,20 +1,15 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { INestApplication } from '@nestjs/common';
-import { Client } from 'pg';
-import { ALL_TOPICS, parseEvent } from '@app/contracts';
-import { DeadLetters, deadLetterTopicOf, ensureTopics, FailureHeaders, retryTopicOf } from '@app/messaging';
-import type { RunningApp } from '@app/runtime';
-import { bootEmailService, bootUsersApi } from './support/apps';
+import { parseEvent } from '@app/contracts';
+import { DeadLetters, deadLetterTopicOf, FailureHeaders, retryTopicOf } from '@app/messaging';
+import { bootUsersApi } from './support/apps';
 import { startBroker, stopBroker, testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
-import { TEST_DATABASE_URL, TEST_KAFKA_BROKERS } from './support/env';
-import { EmailEvents, readTopic, startGroupAtEnd, topicEnds, waitForDrained } from './support/kafka';
+import { TEST_KAFKA_BROKERS } from './support/env';
+import { faultHarness, Registration } from './support/fault-harness';
+import { tally } from './support/fault-table';
+import { readTopic, topicEnds } from './support/kafka';
 import { SmtpCatcher } from './support/smtp';
-import { FaultRow, printFaultTable, tally } from './support/fault-table';
-import { emailEventIds as eventIdsOf, publishedCount as publishedOf } from './support/outbox-queries';
 import { waitFor } from './support/wait';
 
 /**
@@ -22,88 +17,23 @@ import { waitFor } from './support/wait';
  * what was created, published and emailed. Every scenario uses its own consumer group, started at the end of
  * `emails` unless it is about where a group starts, so scenarios do not see each other's events.
  */
-type Row = FaultRow;
-
-const rows: Row[] = [];
-const run = promisify(execFile);
-const root = join(__dirname, '..');
-
 describe('fault suite: registration → email', () => {
-  const smtp = new SmtpCatcher();
-  const db = new Client({ connectionString: TEST_DATABASE_URL });
-  const events = new EmailEvents();
+  const h = faultHarness({ prefix: 'faults', title: 'Fault suite summary' });
+  const { rows, smtp, db, events, children, group, groupAtEnd, drained, emailService, closeConsumer } = h;
+  const { emailEventIds, publishedCount, deadLetterCount } = h;
   let api: { app: INestApplication; url: string };
-  const consumers: RunningApp[] = [];
-  const children: ChildApp[] = [];
 
+  // One users-api for the whole suite (each scenario has its own consumer group).
   beforeAll(async () => {
-    // Scenarios read topic offsets before any app has created the topics when this suite runs first.
-    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
-    await smtp.start();
     api = await bootUsersApi();
-    await db.connect();
   });
-
-  // A scenario that failed half-way leaves its consumers running, in groups of their own: they would mail every later
-  // scenario's events again and turn one failure into many.
-  afterEach(async () => {
-    for (const child of children.splice(0)) await child.stop('SIGKILL').catch(() => undefined);
-    for (const consumer of consumers.splice(0)) await consumer.app.close().catch(() => undefined);
-  });
-
   afterAll(async () => {
-    for (const child of children) await child.stop('SIGKILL').catch(() => undefined);
-    for (const consumer of consumers) await consumer.app.close().catch(() => undefined);
     await api?.app.close();
-    await events.close();
-    await smtp.stop();
-    await db.end();
-    printFaultTable('Fault suite summary', rows);
   });
 
-  const group = (label: string) => `faults-${label}-${randomUUID().slice(0, 8)}`;
-
-  /** A new consumer group whose offsets start at the current end of `emails`. */
-  async function groupAtEnd(label: string): Promise<string> {
-    const name = group(label);
-    await startGroupAtEnd(name, 'emails');
-    return name;
-  }
-
-  /** The group has committed everything on `emails` and on its retry topic: no retry is pending. */
-  const drained = (name: string, timeoutMs?: number) => waitForDrained(name, ['emails', retryTopicOf(name)], timeoutMs);
-
-  async function emailService(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
-    const consumer = await bootEmailService({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
-    consumers.push(consumer);
-    return consumer;
-  }
-
-  async function closeConsumer(consumer: RunningApp): Promise<void> {
-    consumers.splice(consumers.indexOf(consumer), 1);
-    await consumer.app.close();
-  }
-
-  async function register(prefix: string): Promise<{ status: number; id?: string; ms: number; email: string }> {
-    const name = `${prefix}-${randomUUID().slice(0, 8)}`;
-    const email = `${name}@example.com`;
-    const started = Date.now();
-    const response = await fetch(`${api.url}/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, username: name, password: 'correct horse battery staple' }),
-    });
-    const ms = Date.now() - started;
-    const body = (await response.json()) as { id?: string };
-    return { status: response.status, id: body.id, ms, email };
-  }
-
-  const emailEventIds = (userIds: string[]) => eventIdsOf(db, userIds);
-  const publishedCount = (userIds: string[]) => publishedOf(db, userIds);
-
-  async function deadLetterCount(consumerGroup: string): Promise<number> {
-    return (await new DeadLetters(testKafka(), consumerGroup).list()).length;
-  }
+  const register = (prefix: string): Promise<Registration> => h.register(api.url, prefix);
+  const dlq = (...args: string[]) =>
+    h.cli('libs/messaging/src/dead-letters.cli.ts', args, { KAFKA_BROKERS: TEST_KAFKA_BROKERS });
 
   /** email-service as a child process of a new group at the end of `emails`, with `count` events published to it. */
   async function childBurst(
@@ -132,7 +62,7 @@ describe('fault suite: registration → email', () => {
     const name = await groupAtEnd('smtp-down');
     const consumer = await emailService(name, { CONSUMER_MAX_ATTEMPTS: '50', CONSUMER_RETRY_MAX_MS: '1000' });
     await smtp.stop();
-    const results: Awaited<ReturnType<typeof register>>[] = [];
+    const results: Registration[] = [];
     try {
       for (let i = 0; i < 10; i++)
         results.push(...(await Promise.all(Array.from({ length: 10 }, () => register('s1')))));
@@ -164,7 +94,7 @@ describe('fault suite: registration → email', () => {
   it('2. broker stopped during registrations: all 201; after restart all published, each email once', async () => {
     const name = await groupAtEnd('broker-down');
     const consumer = await emailService(name);
-    const results: Awaited<ReturnType<typeof register>>[] = [];
+    const results: Registration[] = [];
     await stopBroker();
     try {
       for (let i = 0; i < 20; i++) results.push(await register('s2'));
@@ -407,16 +337,14 @@ describe('fault suite: registration → email', () => {
     });
     expect(tally(smtp.received, [id]).emails).toBe(0);
     smtp.failNext(0);
-    const cli = ['-r', '@swc-node/register', 'libs/messaging/src/dead-letters.cli.ts'];
-    const env = { ...process.env, KAFKA_BROKERS: TEST_KAFKA_BROKERS };
-    const listed = await run(process.execPath, [...cli, 'list', '--group', name], { cwd: root, env });
+    const listed = await dlq('list', '--group', name);
     expect(listed.stdout).toContain(id);
     expect(listed.stdout).toContain('attempts-exhausted after 2 attempt(s)');
     const emailsBefore = await topicEnds('emails');
-    await run(process.execPath, [...cli, 'replay', '--group', name, '--id', id], { cwd: root, env });
+    await dlq('replay', '--group', name, '--id', id);
     await waitFor('the replayed email', () => tally(smtp.received, [id]).emails === 1);
     // A second replay of an event already handled is skipped by the inbox.
-    await run(process.execPath, [...cli, 'replay', '--group', name, '--id', id], { cwd: root, env });
+    await dlq('replay', '--group', name, '--id', id);
     await drained(name);
     // Replayed into this group's retry topic: `emails`, which every other group reads, got nothing.
     expect(await topicEnds('emails')).toEqual(emailsBefore);
@@ -431,7 +359,7 @@ describe('fault suite: registration → email', () => {
     });
     expect(counts).toEqual({ emails: 1, duplicates: 0, lost: 0 });
     expect(consumer.server.stats.duplicates).toBe(1);
-    const purged = await run(process.execPath, [...cli, 'purge', '--group', name, '--yes'], { cwd: root, env });
+    const purged = await dlq('purge', '--group', name, '--yes');
     expect(purged.stderr).toContain(`1 dead letter(s) deleted from ${deadLetterTopicOf(name)}`);
     expect(await deadLetterCount(name)).toBe(0);
     await closeConsumer(consumer);

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
 import {
   cacheInvalidatorConfigSchema,
+  emailServiceConfigSchema,
   loadConfig,
   notifierConfigSchema,
   videoProcessorConfigSchema,
@@ -14,11 +16,18 @@ import { videoProcessorApp } from '../apps/video-processor/src/app';
 import { bootEmailService, bootUsersApi } from './support/apps';
 import { startBroker, stopBroker, testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
-import { appEnv } from './support/env';
+import { appEnv, TEST_DATABASE_URL } from './support/env';
 import { EmailEvents, startGroupAtEnd, waitForDrained } from './support/kafka';
 import { MetricFamily, parseExposition, sampleOf } from './support/prometheus';
 import { SmtpCatcher } from './support/smtp';
 import { waitFor } from './support/wait';
+
+interface OutboxReadiness {
+  status: string;
+  relay: { leader: boolean; failingSince: string | null };
+  pending: number;
+  parked: number;
+}
 
 interface HealthBody {
   status: string;
@@ -64,6 +73,9 @@ describe('health, readiness and metrics', () => {
   const events = new EmailEvents();
   const group = `health-${randomUUID().slice(0, 8)}`;
   const apps: RunningApp[] = [];
+  const db = new Client({ connectionString: TEST_DATABASE_URL });
+  // Probes every 500 ms, each bounded by 1 s: readiness follows the broker within a few seconds.
+  const fast = { KAFKA_PROBE_INTERVAL_MS: '500', KAFKA_CONNECT_TIMEOUT_MS: '1000' };
   let api: RunningApp;
   let email: RunningApp;
 
@@ -71,7 +83,6 @@ describe('health, readiness and metrics', () => {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
     await startGroupAtEnd(group, 'emails');
     await smtp.start();
-    const fast = { KAFKA_PROBE_INTERVAL_MS: '500' };
     api = await bootUsersApi(fast);
     email = await bootEmailService({ ...fast, SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: group });
     apps.push(api, email);
@@ -79,12 +90,14 @@ describe('health, readiness and metrics', () => {
     apps.push(await startApp(videoProcessorApp, loadConfig('video-processor', videoProcessorConfigSchema, env)));
     apps.push(await startApp(cacheInvalidatorApp, loadConfig('cache-invalidator', cacheInvalidatorConfigSchema, env)));
     apps.push(await startApp(notifierApp, loadConfig('notifier', notifierConfigSchema, env)));
+    await db.connect();
   });
 
   afterAll(async () => {
     for (const app of apps) await app.app.close().catch(() => undefined);
     await events.close();
     await smtp.stop();
+    await db.end();
   });
 
   it('every app answers /health/live, /health/ready and /metrics in Prometheus text format', async () => {
@@ -125,16 +138,33 @@ describe('health, readiness and metrics', () => {
     // users-api: the database and the outbox relay in readiness; request durations by route pattern and status.
     const apiReady = await get(`${api.url}/health/ready`);
     expect(apiReady.body.details.database.status).toBe('up');
-    const outbox = apiReady.body.details.outbox as {
-      status: string;
-      relay: { leader: boolean; failingSince: string | null };
-      pending: number;
-      parked: number;
-    };
-    expect(outbox.relay.leader).toBe(true);
-    expect(outbox.pending).toBeGreaterThanOrEqual(outbox.parked);
-    // Rows parked by other suites in the shared test database degrade it; so would a failing relay.
-    expect(outbox.status).toBe(outbox.parked > 0 || outbox.relay.failingSince ? 'degraded' : 'up');
+    const outboxNow = async () =>
+      (await get(`${api.url}/health/ready`)).body.details.outbox as unknown as OutboxReadiness;
+    const before = await outboxNow();
+    expect(before.relay).toMatchObject({ leader: true, failingSince: null });
+    // A row the broker refused (parked) and a later event of its key, held behind it: both are pending, one is
+    // parked, and readiness degrades — whatever rows other suites left in the shared test database.
+    const key = randomUUID();
+    const { rows: planted } = await db.query<{ id: string }>(
+      `INSERT INTO users_api.outbox (event_id, event_type, topic, message_key, value, headers, parked_at, last_error)
+       VALUES ($1, 'email.requested.v1', 'emails', $2, '{}', '{}', now(), 'refused (planted by the test)'),
+              ($3, 'email.requested.v1', 'emails', $2, '{}', '{}', NULL, NULL)
+       RETURNING id`,
+      [randomUUID(), key, randomUUID()],
+    );
+    try {
+      const withParked = await outboxNow();
+      expect(withParked).toMatchObject({
+        status: 'degraded',
+        pending: before.pending + 2,
+        parked: before.parked + 1,
+        relay: { leader: true, failingSince: null },
+      });
+    } finally {
+      await db.query('DELETE FROM users_api.outbox WHERE id = ANY($1)', [planted.map((row) => row.id)]);
+    }
+    const after = await outboxNow();
+    expect(after).toMatchObject({ status: before.status, pending: before.pending, parked: before.parked });
     const apiMetrics = await metricsOf(api.url);
     const requests = (route: string, status: string) =>
       sampleOf(apiMetrics, 'http_request_duration_seconds', { method: 'POST', route, status });
@@ -170,21 +200,29 @@ describe('health, readiness and metrics', () => {
     expect([...lag.values()]).toEqual([0, 0, 0]);
   });
 
-  it('ready turns 503 within seconds of losing the broker and 200 after it returns; users-api only degrades', async () => {
+  it('ready turns 503 within two probes of losing the broker and 200 after it returns; users-api only degrades', async () => {
+    // Two failed probes in a row mark the cluster lost. A probe starts at most an interval after the last one ended
+    // and fails within its deadline (the interval or the connect timeout, the longer): the bound once the broker is
+    // gone, plus the 100 ms this test polls at.
+    const config = loadConfig('email-service', emailServiceConfigSchema, appEnv(fast));
+    const interval = config.KAFKA_PROBE_INTERVAL_MS;
+    const boundMs = 2 * (interval + Math.max(interval, config.KAFKA_CONNECT_TIMEOUT_MS)) + 100;
     const stopped = Date.now();
     await stopBroker();
     const stopTook = Date.now() - stopped;
     try {
+      // Its consumer may fail readiness sooner (its connection dropped); the probes are what bound it.
       const down = await waitFor(
-        'email-service readiness to fail',
+        'email-service readiness to fail with Kafka down',
         async () => {
           const answer = await get(`${email.url}/health/ready`);
-          return answer.status === 503 ? answer : undefined;
+          return answer.status === 503 && answer.body.error?.kafka?.status === 'down' ? answer : undefined;
         },
-        { timeoutMs: 15_000, intervalMs: 100 },
+        { timeoutMs: boundMs + 5000, intervalMs: 100 },
       );
       const noticed = Date.now() - stopped;
-      expect(down.body.error?.kafka.status).toBe('down');
+      // Measured from when the broker was gone: while it shuts down it may still answer.
+      expect(noticed - stopTook).toBeLessThanOrEqual(boundMs);
       expect(down.body.error?.[`consumer:${group}`]).toMatchObject({ status: 'down', reason: expect.any(String) });
       // Every consumer app fails readiness; users-api keeps taking registrations (the outbox holds their events).
       for (const app of apps.slice(2)) {
@@ -234,7 +272,7 @@ describe('health, readiness and metrics', () => {
         { timeoutMs: 60_000 },
       );
       process.stdout.write(
-        `readiness: broker stop took ${stopTook} ms; 503 ${noticed} ms after the stop began; 200 ${back} ms after the restart began\n`,
+        `readiness: broker stop took ${stopTook} ms; 503 ${noticed} ms after the stop began (${noticed - stopTook} ms after the broker was gone, bound ${boundMs} ms); 200 ${back} ms after the restart began\n`,
       );
     } finally {
       await startBroker().catch(() => undefined);

@@ -1,14 +1,7 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { INestApplication } from '@nestjs/common';
 import { Partitioners } from 'kafkajs';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { ALL_TOPICS } from '@app/contracts';
 import { kafkaToolConfigSchema, loadConfig } from '@app/config';
-import { ensureDatabase } from '@app/database';
 import {
   createKafka,
   DeadLetters,
@@ -21,17 +14,14 @@ import {
 } from '@app/messaging';
 import { TypeOrmInbox } from '@app/inbox';
 import { OutboxRelay } from '@app/outbox';
-import type { RunningApp } from '@app/runtime';
-import { bootEmailService, bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { appEnv, TEST_DATABASE_URL, TEST_KAFKA_BROKERS } from './support/env';
-import { FaultRow, printFaultTable, tally } from './support/fault-table';
+import { faultHarness } from './support/fault-harness';
+import { tally } from './support/fault-table';
 import { KafkaProxy } from './support/kafka-proxy';
-import { EmailEvents, readTopic, startGroupAtEnd, topicEnds, waitForDrained } from './support/kafka';
-import { SmtpCatcher } from './support/smtp';
+import { readTopic, topicEnds } from './support/kafka';
 import { TcpProxy } from './support/tcp-proxy';
-import { emailEventIds as eventIdsOf, publishedCount as publishedOf } from './support/outbox-queries';
 import { waitFor } from './support/wait';
 
 /**
@@ -39,92 +29,15 @@ import { waitFor } from './support/wait';
  * host frozen with its connections open (SIGSTOP), rows and messages that can never succeed. Each test fails
  * without the fix it guards; the summary table counts lost and doubled emails.
  */
-const rows: FaultRow[] = [];
-const run = promisify(execFile);
-const root = join(__dirname, '..');
 const brokerPort = Number(TEST_KAFKA_BROKERS.split(',')[0].split(':')[1]);
 
 describe('fault suite: unclean faults', () => {
-  const smtp = new SmtpCatcher();
-  const db = new Client({ connectionString: TEST_DATABASE_URL });
-  const events = new EmailEvents();
-  const consumers: RunningApp[] = [];
-  const apis: INestApplication[] = [];
-  const children: ChildApp[] = [];
-
-  beforeAll(async () => {
-    await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
-    await smtp.start();
-    // The apps create the database on boot; this suite may run first and queries it before any app starts.
-    await ensureDatabase(TEST_DATABASE_URL);
-    await db.connect();
-  });
-
-  // Whatever a test left running (it failed half-way) is stopped before the next, which would otherwise share it.
-  afterEach(async () => {
-    for (const child of children.splice(0)) await child.stop('SIGKILL').catch(() => undefined);
-    for (const consumer of consumers.splice(0)) await consumer.app.close().catch(() => undefined);
-    for (const api of apis.splice(0)) await api.close().catch(() => undefined);
-  });
-
-  afterAll(async () => {
-    await events.close();
-    await smtp.stop();
-    await db.end();
-    printFaultTable('Fault suite summary (unclean faults)', rows);
-  });
-
-  async function groupAtEnd(label: string): Promise<string> {
-    const name = `unclean-${label}-${randomUUID().slice(0, 8)}`;
-    await startGroupAtEnd(name, 'emails');
-    return name;
-  }
-
-  async function emailService(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
-    const consumer = await bootEmailService({ SMTP_URL: smtp.url, EMAIL_CONSUMER_GROUP: name, ...overrides });
-    consumers.push(consumer);
-    return consumer;
-  }
-
-  async function closeConsumer(consumer: RunningApp): Promise<void> {
-    consumers.splice(consumers.indexOf(consumer), 1);
-    await consumer.app.close();
-  }
-
-  async function usersApi(overrides: Record<string, string> = {}): Promise<{ app: INestApplication; url: string }> {
-    const api = await bootUsersApi(overrides);
-    apis.push(api.app);
-    return api;
-  }
-
-  async function closeApi(app: INestApplication): Promise<void> {
-    apis.splice(apis.indexOf(app), 1);
-    await app.close();
-  }
-
-  async function register(url: string, prefix: string): Promise<string> {
-    const name = `${prefix}-${randomUUID().slice(0, 8)}`;
-    const response = await fetch(`${url}/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `${name}@example.com`, username: name, password: 'correct horse battery staple' }),
-    });
-    const body = (await response.json()) as { id?: string };
-    expect(response.status).toBe(201);
-    return body.id as string;
-  }
-
-  const emailEventIds = (userIds: string[]) => eventIdsOf(db, userIds);
-  const publishedCount = (userIds: string[]) => publishedOf(db, userIds);
-
-  /** How often each of these event ids is on `emails` past the given offsets. */
-  async function onTopic(before: Map<number, bigint>, ids: string[]): Promise<number> {
-    const messages = await readTopic('emails', await topicEnds('emails'));
-    return messages.filter((m) => BigInt(m.offset) >= (before.get(m.partition) ?? 0n) && ids.includes(m.headers.ce_id))
-      .length;
-  }
-
-  const drained = (name: string) => waitForDrained(name, ['emails', retryTopicOf(name)]);
+  const h = faultHarness({ prefix: 'unclean', title: 'Fault suite summary (unclean faults)' });
+  const { rows, smtp, db, events, children, groupAtEnd, drained, emailService, closeConsumer, usersApi, closeApi } = h;
+  const { emailEventIds, publishedCount, onTopic } = h;
+  const register = h.registered;
+  const outboxCli = (...args: string[]) =>
+    h.cli('libs/outbox/src/outbox.cli.ts', args, { DATABASE_URL: TEST_DATABASE_URL });
 
   it('1a. a batch the broker appended in part: the next send is written, not taken for a duplicate', async () => {
     const topic = `producer-sequence-${randomUUID().slice(0, 8)}`;
@@ -213,12 +126,10 @@ describe('fault suite: unclean faults', () => {
     };
     expect(health).toMatchObject({ status: 'degraded', relay: { parkedRows: 1 } });
 
-    const cli = ['-r', '@swc-node/register', 'libs/outbox/src/outbox.cli.ts'];
-    const env = { ...process.env, DATABASE_URL: TEST_DATABASE_URL };
-    const listed = await run(process.execPath, [...cli, 'list'], { cwd: root, env });
+    const listed = await outboxCli('list');
     const line = listed.stdout.split('\n').find((l) => l.startsWith(`#${bigId} `));
     expect(line).toContain('1 waiting behind');
-    await run(process.execPath, [...cli, 'drop', '--id', bigId, '--yes'], { cwd: root, env });
+    await outboxCli('drop', '--id', bigId, '--yes');
     await waitFor(
       'the held event once the parked row is dropped',
       () => tally(smtp.received, [follower.headers.ce_id]).emails === 1,

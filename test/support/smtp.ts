@@ -12,12 +12,33 @@ export interface ReceivedMail {
   headers: Map<string, unknown>;
 }
 
+/** A message the server accepted: its envelope recipient and when (`at`: performance.now(); `epochMs`: Date.now()). */
+export interface AcceptedMail {
+  to: string;
+  at: number;
+  epochMs: number;
+}
+
+export interface SmtpCatcherOptions {
+  /** Every message is answered this long after its data ended (delayNext adds one-off delays on top of none). */
+  delayMs?: number;
+  /**
+   * A server of known capacity: messages are accepted one after another, each `delayMs` after the previous one was
+   * (or after its own data ended, when the server was idle).
+   */
+  oneAtATime?: boolean;
+  /** Parse each message into `received` (tests); off, only `accepted` is kept (benchmarks: no parsing cost). */
+  parse?: boolean;
+}
+
 /**
- * A real SMTP server in the test process. `failNext(n, code)` makes the next n messages fail at DATA with an SMTP
- * reply code; `stop()`/`start()` take it down and bring it back on the same port.
+ * A real SMTP server on loopback, for the tests and the benchmarks. `failNext(n, code)` makes the next n messages fail
+ * at DATA with an SMTP reply code; `stop()`/`start()` take it down and bring it back on the same port.
  */
 export class SmtpCatcher {
   readonly received: ReceivedMail[] = [];
+  /** Every message accepted, in the order the server answered them. */
+  readonly accepted: AcceptedMail[] = [];
   /** Messages whose data arrived and whose reply is still held back (see delayNext). */
   receiving = 0;
   port = 0;
@@ -25,21 +46,28 @@ export class SmtpCatcher {
   private failures: { remaining: number; code: number } = { remaining: 0, code: 451 };
   private delays: number[] = [];
   private recipientHolds: { reached: () => void; released: Promise<void> }[] = [];
+  private queue = Promise.resolve();
+
+  constructor(private readonly options: SmtpCatcherOptions = {}) {}
 
   async start(port = this.port): Promise<this> {
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      disableReverseLookup: true,
       onRcptTo: (_address, _session, callback) => {
         const hold = this.recipientHolds.shift();
         if (!hold) return callback();
         hold.reached();
         void hold.released.then(() => callback());
       },
-      onData: (stream, _session: SMTPServerSession, callback) => {
+      onData: (stream, session: SMTPServerSession, callback) => {
         const chunks: Buffer[] = [];
-        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        const parse = this.options.parse ?? true;
+        stream.on('data', (chunk: Buffer) => {
+          if (parse) chunks.push(chunk);
+        });
         stream.on('end', () => {
           this.receiving += 1;
           void this.afterDelay().then(() => {
@@ -47,6 +75,11 @@ export class SmtpCatcher {
             finish();
           });
         });
+        const accept = () => {
+          const [at, epochMs] = [performance.now(), Date.now()];
+          for (const rcpt of session.envelope.rcptTo) this.accepted.push({ to: rcpt.address, at, epochMs });
+          callback();
+        };
         const finish = () => {
           if (this.failures.remaining > 0) {
             this.failures.remaining -= 1;
@@ -54,6 +87,7 @@ export class SmtpCatcher {
             callback(error);
             return;
           }
+          if (!parse) return accept();
           simpleParser(Buffer.concat(chunks))
             .then((mail) => {
               const to = (Array.isArray(mail.to) ? mail.to : mail.to ? [mail.to] : []).flatMap((a) =>
@@ -68,7 +102,7 @@ export class SmtpCatcher {
                 text: mail.text ?? '',
                 headers: mail.headers,
               });
-              callback();
+              accept();
             })
             .catch((error: Error) => callback(error));
         };
@@ -95,9 +129,12 @@ export class SmtpCatcher {
   }
 
   private afterDelay(): Promise<void> {
-    const ms = this.delays.shift() ?? 0;
+    const ms = this.delays.shift() ?? this.options.delayMs ?? 0;
     if (ms === Infinity) return new Promise(() => undefined);
-    return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+    const wait = () => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
+    if (!this.options.oneAtATime) return wait();
+    this.queue = this.queue.then(wait);
+    return this.queue;
   }
 
   /**

@@ -47,23 +47,47 @@ export const usersApiConfigSchema = z
     ...redisEnv,
     ...usersApiHttpEnv,
     ...httpEnv(APP_PORTS['users-api']),
-    RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120),
-    OUTBOX_RELAY_ENABLED: env.bool.default(true),
-    OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200),
-    OUTBOX_IDLE_POLL_MS: env.int(100, 600_000).default(5000),
-    OUTBOX_MAX_BACKOFF_MS: env.int(100, 600_000).default(5000),
-    OUTBOX_MAX_ATTEMPTS: env.int(1, 1000).default(10),
-    OUTBOX_LEADER_TIMEOUT_MS: env.int(1000, 600_000).default(10_000),
-    /**
-     * The active relay gives up its lock when its loop has completed no round in this long (its database queries
-     * fail or hang: a pool whose pooler stopped answering while the lock session, connected directly, still does),
-     * so that a standby takes over; it takes the lock again one leader timeout later at the earliest. Time spent
-     * waiting on the broker does not count. Must exceed the idle poll plus one query's client timeout, and the backoff.
-     */
-    OUTBOX_PROGRESS_TIMEOUT_MS: env.int(1000, 3_600_000).default(60_000),
-    OUTBOX_RETENTION_HOURS: env.int(0, 87_600).default(168),
-    /** A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler. */
-    OUTBOX_LOCK_DATABASE_URL: postgresUrl.optional(),
+    RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120).describe('Requests per client IP per minute, then 429.'),
+    OUTBOX_RELAY_ENABLED: env.bool
+      .default(true)
+      .describe('Run the outbox relay in this replica (one replica relays at a time, the others stand by).'),
+    OUTBOX_BATCH_SIZE: env.int(1, 5000).default(200).describe('Outbox rows per publish round.'),
+    OUTBOX_IDLE_POLL_MS: env
+      .int(100, 600_000)
+      .default(5000)
+      .describe('A safety poll; the relay normally wakes on commit (NOTIFY).'),
+    OUTBOX_MAX_BACKOFF_MS: env
+      .int(100, 600_000)
+      .default(5000)
+      .describe('Longest wait between publish attempts while Kafka is down.'),
+    OUTBOX_MAX_ATTEMPTS: env
+      .int(1, 1000)
+      .default(10)
+      .describe('Failed sends of one row on its own, while the broker takes others, before the row is parked.'),
+    OUTBOX_LEADER_TIMEOUT_MS: env
+      .int(1000, 600_000)
+      .default(10_000)
+      .describe('A relay leader silent this long (frozen, cut off) loses its lock; a standby takes over.'),
+    OUTBOX_PROGRESS_TIMEOUT_MS: env
+      .int(1000, 3_600_000)
+      .default(60_000)
+      .describe(
+        'The active relay gives up its lock when its loop has completed no round in this long (its database ' +
+          'queries fail or hang: a pool whose pooler stopped answering while the lock session still does), so that ' +
+          'a standby takes over; it takes the lock again one leader timeout later at the earliest. Time spent ' +
+          "waiting on the broker does not count. Must exceed the idle poll plus one query's client timeout, and " +
+          'the backoff.',
+      ),
+    OUTBOX_RETENTION_HOURS: env
+      .int(0, 87_600)
+      .default(168)
+      .describe('Published outbox rows older than this are deleted hourly; 0 keeps them.'),
+    OUTBOX_LOCK_DATABASE_URL: postgresUrl
+      .optional()
+      .describe(
+        "A direct session for the relay's advisory lock, when DATABASE_URL goes through a transaction pooler; " +
+          'unset: DATABASE_URL.',
+      ),
   })
   .superRefine(checkKafka)
   .superRefine(checkDatabase)
@@ -89,23 +113,36 @@ export const emailServiceConfigSchema = z
     ...consumerEnv,
     ...inboxEnv,
     ...httpEnv(APP_PORTS['email-service']),
-    SMTP_URL: smtpUrl.default('smtp://127.0.0.1:1025'),
-    SMTP_USER: z.string().optional(),
-    SMTP_PASSWORD: z.string().optional(),
-    SMTP_FROM: z.string().min(3).default('Kafka Nest <no-reply@kafka-nest.local>'),
-    SMTP_TLS_REJECT_UNAUTHORIZED: env.bool.default(true),
-    /** Connect, greeting and socket-inactivity timeout; every server reply starts it again, so it bounds no send. */
-    SMTP_TIMEOUT_MS: env.int(100, 120_000).default(10_000),
-    /**
-     * Wall-clock bound on one send, from the handler's start to the hand-over of the message (the end-of-data dot):
-     * past it the dialogue is cut (nothing was handed over, nothing can arrive) and the event is retried. After the
-     * hand-over only the server's reply is awaited, for at most SMTP_TIMEOUT_MS.
-     */
-    SMTP_SEND_DEADLINE_MS: env.int(1000, 600_000).default(60_000),
+    SMTP_URL: smtpUrl
+      .default('smtp://127.0.0.1:1025')
+      .describe('The mail server: `smtp://` (STARTTLS when offered) or `smtps://`; credentials may be in the URL.'),
+    SMTP_USER: z.string().optional().describe("SMTP user name, overriding the URL's."),
+    SMTP_PASSWORD: z.string().optional().describe("SMTP password, overriding the URL's."),
+    SMTP_FROM: z
+      .string()
+      .min(3)
+      .default('Kafka Nest <no-reply@kafka-nest.local>')
+      .describe('The sender; its domain names the Message-IDs.'),
+    SMTP_TLS_REJECT_UNAUTHORIZED: env.bool.default(true).describe("Verify the mail server's certificate."),
+    SMTP_TIMEOUT_MS: env
+      .int(100, 120_000)
+      .default(10_000)
+      .describe(
+        'Connect, greeting and socket-inactivity timeout; every server reply starts it again, so it bounds no send.',
+      ),
+    SMTP_SEND_DEADLINE_MS: env
+      .int(1000, 600_000)
+      .default(60_000)
+      .describe(
+        "Wall-clock bound on one send, from the handler's start to the hand-over of the message (the end-of-data " +
+          'dot): past it the dialogue is cut (nothing was handed over, nothing can arrive) and the event is retried. ' +
+          "After the hand-over only the server's reply is awaited, for at most SMTP_TIMEOUT_MS. Must exceed SMTP_TIMEOUT_MS.",
+      ),
     EMAIL_CONSUMER_GROUP: z
       .string()
       .regex(/^[A-Za-z0-9._-]+$/)
-      .default('email-service'),
+      .default('email-service')
+      .describe("email-service's consumer group (and its `.retry` / `.dlt` topics)."),
   })
   .superRefine(checkKafka)
   .superRefine(checkDatabase)
@@ -149,7 +186,8 @@ export const cacheInvalidatorConfigSchema = z
     CACHE_INVALIDATOR_GROUP: z
       .string()
       .regex(/^[A-Za-z0-9._-]+$/)
-      .default('cache-invalidator'),
+      .default('cache-invalidator')
+      .describe("cache-invalidator's consumer group (and its `.retry` / `.dlt` topics)."),
   })
   .superRefine(checkKafka);
 

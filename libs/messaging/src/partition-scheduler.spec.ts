@@ -81,10 +81,25 @@ describe('PartitionScheduler', () => {
   });
 
   it('a second pause of the same partition replaces the first timer', () => {
+    const resumes = () => consumer.calls.filter((c) => c.startsWith('resume'));
+    // Sooner than the first: resumed at the second's time, and the first timer no longer fires.
     scheduler.pauseUntil('g.retry', 1, Date.now() + 5000);
     scheduler.pauseUntil('g.retry', 1, Date.now() + 1000);
+    jest.advanceTimersByTime(999);
+    expect(resumes()).toEqual([]);
+    expect(scheduler.pausedPartitions()).toEqual(['g.retry[1]']);
+    jest.advanceTimersByTime(1);
+    expect(resumes()).toEqual(['resume g.retry:1']);
     jest.advanceTimersByTime(10_000);
-    expect(consumer.calls.filter((c) => c.startsWith('resume'))).toHaveLength(1);
+    expect(resumes()).toHaveLength(1);
+    // Later than the first: not resumed at the first's time.
+    scheduler.pauseUntil('g.retry', 1, Date.now() + 1000);
+    scheduler.pauseUntil('g.retry', 1, Date.now() + 5000);
+    jest.advanceTimersByTime(4999);
+    expect(resumes()).toHaveLength(1);
+    jest.advanceTimersByTime(1);
+    expect(resumes()).toHaveLength(2);
+    expect(scheduler.pausedPartitions()).toEqual([]);
   });
 
   it('a due time past what a timer holds does not resume after 1 ms (Node would): it waits the longest timer', () => {
