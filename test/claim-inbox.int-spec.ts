@@ -3,13 +3,8 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import type { InboxKey } from '@app/messaging';
 import { addClaimPruningIndex, ClaimInbox, ClaimLostError, createClaimTable, InboxBusyError } from '@app/inbox';
+import { gate } from './support/gate';
 import { createScratchDatabase, ScratchDatabase } from './support/scratch-database';
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
-}
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -113,19 +108,22 @@ describe('claim inbox', () => {
       started.open();
       await release.promise;
     });
-    await started.promise;
-    const busy = await inbox('b')
-      .run(k, () => Promise.resolve())
-      .then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-    expect(busy).toBeInstanceOf(InboxBusyError);
-    expect((busy as InboxBusyError).message).toMatch(/claimed by a of group video-processor/);
-    const retryAfterMs = (busy as InboxBusyError).retryAfterMs!;
-    expect(retryAfterMs).toBeGreaterThan(LEASE_MS - 5000);
-    expect(retryAfterMs).toBeLessThanOrEqual(LEASE_MS);
-    release.open();
+    try {
+      await started.promise;
+      const busy = await inbox('b')
+        .run(k, () => Promise.resolve())
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(busy).toBeInstanceOf(InboxBusyError);
+      expect((busy as InboxBusyError).message).toMatch(/claimed by a of group video-processor/);
+      const retryAfterMs = (busy as InboxBusyError).retryAfterMs!;
+      expect(retryAfterMs).toBeGreaterThan(LEASE_MS - 5000);
+      expect(retryAfterMs).toBeLessThanOrEqual(LEASE_MS);
+    } finally {
+      release.open();
+    }
     expect(await first).toBe('handled');
     expect(await inbox('b').run(k, () => Promise.resolve())).toBe('duplicate');
   });
@@ -164,15 +162,19 @@ describe('claim inbox', () => {
       await release.promise;
     });
     first.catch(() => undefined);
-    await started.promise;
-    // a's lease runs out in the database (a frozen or partitioned host); b takes the claim and completes it.
-    await client.query(`UPDATE ${table} SET lease_until = now() - interval '1 second' WHERE event_id = $1`, [
-      k.eventId,
-    ]);
-    expect(await inbox('b').run(k, () => Promise.resolve())).toBe('handled');
-    const completedByB = await row(k);
-    expect(completedByB).toMatchObject({ owner: 'b', runs: 2, completed_at: expect.any(Date) });
-    release.open();
+    let completedByB: ClaimRow | undefined;
+    try {
+      await started.promise;
+      // a's lease runs out in the database (a frozen or partitioned host); b takes the claim and completes it.
+      await client.query(`UPDATE ${table} SET lease_until = now() - interval '1 second' WHERE event_id = $1`, [
+        k.eventId,
+      ]);
+      expect(await inbox('b').run(k, () => Promise.resolve())).toBe('handled');
+      completedByB = await row(k);
+      expect(completedByB).toMatchObject({ owner: 'b', runs: 2, completed_at: expect.any(Date) });
+    } finally {
+      release.open();
+    }
     await expect(first).rejects.toBeInstanceOf(ClaimLostError);
     const { lease_left_ms: _, ...settled } = completedByB!;
     expect(await row(k)).toMatchObject(settled);
