@@ -1,4 +1,8 @@
-/** Unit specs sit beside the code; e2e specs under test/ boot the apps against real Kafka, PostgreSQL and SMTP. */
+/**
+ * Unit specs sit beside the code; int specs (`*.int-spec.ts`) run a library's SQL against the real PostgreSQL, each in
+ * a database of its own, without Kafka or apps; e2e specs under test/ boot the apps against real Kafka, PostgreSQL
+ * and SMTP.
+ */
 const transform = {
   '^.+\\.ts$': [
     '@swc/jest',
@@ -20,6 +24,7 @@ const common = { rootDir: __dirname, testEnvironment: 'node', transform, moduleN
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'] },
+    { ...common, displayName: 'int', testMatch: ['<rootDir>/{apps,libs,test}/**/*.int-spec.ts'], testTimeout: 20_000 },
     {
       ...common,
       displayName: 'e2e',

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: installs what is missing, starts a throw-away Kafka broker (unless KAFKA_BROKERS is given),
-# makes sure PostgreSQL and Redis run, then type-checks and runs the unit and end-to-end suites.
+# makes sure PostgreSQL and Redis run, then type-checks and runs the unit, int and end-to-end suites.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -26,6 +26,8 @@ tsc -p apps/console/web/tsconfig.json --noEmit
 log "building the apps"
 build_apps
 jest --config jest.config.js --selectProjects unit "$@"
+# The libraries' SQL against PostgreSQL alone (no Kafka, no apps), each spec in a database of its own: seconds.
+jest --config jest.config.js --selectProjects int "$@"
 # --forceExit: a kafkajs consumer can reopen its coordinator connection for a heartbeat after the batch that was in
 # flight when disconnect() was called, and that socket holds the run open; each suite still closes what it opened.
 jest --config jest.config.js --selectProjects e2e --runInBand --forceExit "$@"

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { databaseToolConfigSchema, loadConfigOrExit } from '@app/config';
-import { outboxChannel } from './outbox-message.entity';
+import { OutboxRepository, ParkedRow } from './outbox.repository';
 
 const USAGE = `usage: npm run outbox -- <command> [options]
 
@@ -15,46 +15,15 @@ commands:
 options:  --schema <schema> (default users_api)  --json (list as JSON lines)
 Database from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/kafka_nest).`;
 
-interface ParkedRow {
-  id: string;
-  event_id: string;
-  event_type: string;
-  topic: string;
-  message_key: string;
-  bytes: number;
-  attempts: number;
-  created_at: Date;
-  parked_at: Date;
-  last_error: string | null;
-  held: number;
-}
-
-async function parked(db: Client, table: string, ids: string[] | 'all'): Promise<ParkedRow[]> {
-  const { rows } = await db.query<ParkedRow>(
-    `SELECT p.id, p.event_id, p.event_type, p.topic, p.message_key, octet_length(p.value) AS bytes, p.attempts,
-            p.created_at, p.parked_at, p.last_error,
-            (SELECT count(*)::int FROM ${table} o
-              WHERE o.published_at IS NULL AND o.topic = p.topic AND o.message_key = p.message_key AND o.id > p.id) AS held
-       FROM ${table} p
-      WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL AND ($1::bigint[] IS NULL OR p.id = ANY($1::bigint[]))
-      ORDER BY p.id`,
-    [ids === 'all' ? null : ids],
-  );
-  return rows;
-}
-
 /** The ids asked for that are not parked rows, each with what it is instead; empty when every one is. */
-async function notParked(db: Client, table: string, ids: string[] | 'all', found: ParkedRow[]): Promise<string[]> {
+async function notParked(outbox: OutboxRepository, ids: string[] | 'all', found: ParkedRow[]): Promise<string[]> {
   if (ids === 'all') return [];
   const missing = ids.filter((id) => !found.some((row) => String(row.id) === id));
   if (missing.length === 0) return [];
-  const { rows } = await db.query<{ id: string; published: boolean }>(
-    `SELECT id::text, published_at IS NOT NULL AS published FROM ${table} WHERE id = ANY($1::bigint[])`,
-    [missing],
-  );
+  const rows = await outbox.states(missing);
   return missing.map((id) => {
     const row = rows.find((r) => r.id === id);
-    if (!row) return `#${id}: no such row in ${table}`;
+    if (!row) return `#${id}: no such row in ${outbox.table}`;
     return `#${id}: not parked (${row.published ? 'already published' : 'pending: the relay sends it anyway'})`;
   });
 }
@@ -105,29 +74,26 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfigOrExit('outbox', databaseToolConfigSchema);
-  const table = `"${values.schema}".outbox`;
   const db = new Client({ connectionString: config.DATABASE_URL, application_name: 'outbox-cli' });
+  const outbox = new OutboxRepository(db, values.schema);
+  const table = outbox.table;
   await db.connect();
   try {
     switch (command) {
       case 'list': {
-        const rows = await parked(db, table, 'all');
+        const rows = await outbox.parked('all');
         for (const row of rows) process.stdout.write(`${values.json ? JSON.stringify(row) : line(row)}\n`);
         process.stderr.write(`${rows.length} parked row(s) in ${table}\n`);
         return 0;
       }
       case 'retry': {
-        const rows = await parked(db, table, selection);
-        const problems = await notParked(db, table, selection, rows);
+        const rows = await outbox.parked(selection);
+        const problems = await notParked(outbox, selection, rows);
         if (problems.length > 0) {
           process.stderr.write(`${problems.join('\n')}\nnothing changed\n`);
           return 1;
         }
-        await db.query(
-          `UPDATE ${table} SET parked_at = NULL, attempts = 0 WHERE id = ANY($1::bigint[]) AND published_at IS NULL`,
-          [rows.map((row) => row.id)],
-        );
-        await db.query(`SELECT pg_notify($1, '')`, [outboxChannel(values.schema)]);
+        await outbox.unpark(rows.map((row) => row.id));
         for (const row of rows) process.stdout.write(`retrying ${line(row)}\n`);
         process.stderr.write(`${rows.length} row(s) un-parked; the relay sends them next\n`);
         return 0;
@@ -137,26 +103,14 @@ async function main(): Promise<number> {
           process.stderr.write(`drop deletes the selected parked rows for good; add --yes to confirm\n`);
           return 2;
         }
-        const rows = await parked(db, table, selection);
-        const problems = await notParked(db, table, selection, rows);
+        const rows = await outbox.parked(selection);
+        const problems = await notParked(outbox, selection, rows);
         if (problems.length > 0) {
           process.stderr.write(`${problems.join('\n')}\nnothing deleted\n`);
           return 1;
         }
-        for (const row of rows) {
-          // The whole row but a long value, which is cut: enough to rebuild the event, not megabytes on a terminal.
-          const { rows: full } = await db.query<Record<string, unknown>>(
-            `SELECT id, event_id, event_type, topic, message_key, headers, created_at, attempts, last_error,
-                    left(value, 2000) AS value, octet_length(value) AS value_bytes
-               FROM ${table} WHERE id = $1`,
-            [row.id],
-          );
-          process.stdout.write(`dropping ${JSON.stringify(full[0])}\n`);
-        }
-        await db.query(`DELETE FROM ${table} WHERE id = ANY($1::bigint[]) AND parked_at IS NOT NULL`, [
-          rows.map((row) => row.id),
-        ]);
-        await db.query(`SELECT pg_notify($1, '')`, [outboxChannel(values.schema)]);
+        for (const row of rows) process.stdout.write(`dropping ${JSON.stringify(await outbox.excerpt(row.id))}\n`);
+        await outbox.dropParked(rows.map((row) => row.id));
         process.stderr.write(`${rows.length} parked row(s) deleted from ${table}\n`);
         return 0;
       }

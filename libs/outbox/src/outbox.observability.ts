@@ -4,17 +4,9 @@ import { DataSource } from 'typeorm';
 import { withDeadline } from '@app/messaging';
 import { MetricsContributor, ReadinessContributor, ReadinessReport, RuntimeContributor } from '@app/runtime';
 import { OutboxRelay, OutboxRelayStatus, relayStalled } from './outbox.relay';
+import { OutboxBacklog, OutboxRepository, poolOf } from './outbox.repository';
 
 const BACKLOG_TIMEOUT_MS = 2000;
-
-export interface OutboxBacklog {
-  /** Rows not yet published, parked ones included. */
-  pending: number;
-  /** Rows the broker refused, set aside for an operator (`npm run outbox -- list`). */
-  parked: number;
-  /** Age of the oldest unpublished row, in seconds (0 when none). */
-  oldestPendingSeconds: number;
-}
 
 /**
  * The outbox as users-api's health and metrics see it: the relay's state and the backlog in the table. A failing
@@ -25,19 +17,18 @@ export interface OutboxBacklog {
 export class OutboxObservability implements ReadinessContributor, MetricsContributor {
   readonly readinessKey = 'outbox';
 
-  constructor(
-    private readonly dataSource: DataSource,
-    private readonly relay: OutboxRelay,
-    private readonly schema: string,
-  ) {}
+  private readonly rows: OutboxRepository;
 
-  async backlog(): Promise<OutboxBacklog> {
-    const [row] = await this.dataSource.query<{ pending: string; parked: string; oldest: number | null }[]>(
-      `SELECT count(*) AS pending, count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
-              extract(epoch FROM now() - min(created_at))::float8 AS oldest
-         FROM "${this.schema}".outbox WHERE published_at IS NULL`,
-    );
-    return { pending: Number(row.pending), parked: Number(row.parked), oldestPendingSeconds: row.oldest ?? 0 };
+  constructor(
+    dataSource: DataSource,
+    private readonly relay: OutboxRelay,
+    schema: string,
+  ) {
+    this.rows = new OutboxRepository(poolOf(dataSource), schema);
+  }
+
+  backlog(): Promise<OutboxBacklog> {
+    return this.rows.backlog();
   }
 
   relayStatus(): OutboxRelayStatus {

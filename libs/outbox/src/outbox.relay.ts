@@ -11,7 +11,7 @@ import {
   safeErrorMessage,
 } from '@app/messaging';
 import { LeadershipLostError } from './leadership-lost.error';
-import { OutboxRow as Row, OutboxRows } from './outbox-rows';
+import { OutboxRepository, OutboxRow as Row, poolOf } from './outbox.repository';
 import { RelayLeadership } from './relay-leadership';
 import { OutboxRelayStatus } from './relay-status';
 import { Sleeper } from './sleeper';
@@ -78,7 +78,7 @@ export class OutboxRelay {
   private readonly log = new Logger(OutboxRelay.name);
   private readonly sleeper = new Sleeper();
   private readonly leadership: RelayLeadership;
-  private readonly rows: OutboxRows;
+  private readonly rows: OutboxRepository;
   private running = false;
   private loop?: Promise<void>;
   private prepared = false;
@@ -109,7 +109,7 @@ export class OutboxRelay {
       () => this.sleeper.wake(),
       () => this.state.sendingSince !== null,
     );
-    this.rows = new OutboxRows(dataSource, options.schema);
+    this.rows = new OutboxRepository(poolOf(dataSource), options.schema);
   }
 
   status(): OutboxRelayStatus {
