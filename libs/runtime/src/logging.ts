@@ -14,11 +14,30 @@ export function correlationIdOf(header: string | string[] | undefined): string {
   return typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID();
 }
 
+/** nginx's "client closed request": the status the request log and the HTTP metrics give an aborted request. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/**
+ * How a request ended, as the request log and the HTTP metrics tell it once its response finished or closed: the
+ * answer's status, or 499 (`aborted`) when the client closed the connection before the answer was complete and
+ * either its own request had not arrived whole (an upload cut off mid-body) or no answer had started. A stream the
+ * client leaves after the answer started (an SSE stream, a seek in a video) keeps its status. The status the route
+ * would have answered (202 for an upload) is never reported for a request that was cut off.
+ */
+export function requestOutcome(
+  request: IncomingMessage,
+  response: ServerResponse,
+): { status: number; aborted: boolean } {
+  const aborted = !response.writableFinished && (!request.complete || !response.headersSent);
+  return aborted ? { status: CLIENT_CLOSED_REQUEST, aborted } : { status: response.statusCode, aborted };
+}
+
 /**
  * Request logging for every app (pino-http under nestjs-pino): each request gets a correlation id — the caller's
  * `X-Correlation-Id` when it is a safe token, else a new one — echoed in the response and bound to every line logged
  * while it is handled. One line per finished request (method, path, status, time; never headers or bodies), at
- * `error` for a 5xx. Health probes and metric scrapes are not logged.
+ * `error` for a 5xx; a request the client aborted says so, with status 499 (requestOutcome). Health probes and
+ * metric scrapes are not logged.
  */
 export function httpLogging(logger: Pino): Options {
   return {
@@ -32,13 +51,21 @@ export function httpLogging(logger: Pino): Options {
     quietReqLogger: true,
     autoLogging: { ignore: (request) => isOperationsPath(request.url) },
     customLogLevel: (_request, response, error) => (error || response.statusCode >= 500 ? 'error' : 'info'),
-    customSuccessMessage: (request, response, took) =>
-      `${request.method} ${request.url} ${response.statusCode} ${Math.round(took)} ms`,
+    customSuccessMessage: (request, response, took) => {
+      const { status, aborted } = requestOutcome(request, response);
+      return aborted
+        ? `${request.method} ${request.url} ${status} aborted by the client after ${Math.round(took)} ms`
+        : `${request.method} ${request.url} ${status} ${Math.round(took)} ms`;
+    },
     customErrorMessage: (request, response, error) =>
       `${request.method} ${request.url} ${response.statusCode} failed: ${error.message}`,
     serializers: {
       req: (request: { method?: string; url?: string }) => ({ method: request.method, url: request.url }),
-      res: (response: { statusCode?: number }) => ({ statusCode: response.statusCode }),
+      // pino-http hands over its own summary of the response; the outcome is read from the response itself.
+      res: (response: { raw: ServerResponse }) => {
+        const { status, aborted } = requestOutcome(response.raw.req, response.raw);
+        return aborted ? { statusCode: status, aborted } : { statusCode: status };
+      },
       // pino-http would set its own error serializer, which copies every property of the error.
       err: serializeError,
     },
