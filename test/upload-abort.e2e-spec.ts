@@ -54,7 +54,7 @@ describe('an upload aborted mid-body', () => {
     const config = loadConfig(
       'users-api',
       usersApiConfigSchema,
-      appEnv({ MEDIA_DIR: mediaDir, HTTP_BODY_TIMEOUT_MS: '1000' }),
+      appEnv({ MEDIA_DIR: mediaDir, HTTP_BODY_TIMEOUT_MS: '1000', HTTP_REQUEST_TIMEOUT_MS: '1000' }),
     );
     api = await startApp(
       usersApiApp,
@@ -136,4 +136,34 @@ describe('an upload aborted mid-body', () => {
       refused: 1,
     });
   });
+
+  it('an upload the server cuts off at HTTP_REQUEST_TIMEOUT_MS is logged and counted 408, not as aborted by the client', async () => {
+    const before = await counts();
+    const from = lines.length;
+    const boundary = `----slow${suffix}`;
+    const socket = connect(Number(new URL(api.url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(
+      `POST /videos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n` +
+        `Content-Length: ${10 * 1024 * 1024}\r\n\r\n--${boundary}\r\n` +
+        `Content-Disposition: form-data; name="file"; filename="slow.mp4"\r\nContent-Type: video/mp4\r\n\r\n`,
+    );
+    socket.write(Buffer.concat([Buffer.from([0, 0, 0, 0x20]), Buffer.from('ftypisom'), Buffer.alloc(64 * 1024)]));
+    // Node looks for requests past their time about every 30 s.
+    const answer = await new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString())));
+    expect(answer).toMatch(/^HTTP\/1.1 408/);
+    const line = await waitFor('the request line of the slow upload', () =>
+      lines.slice(from).find((l) => l.req?.url === '/videos'),
+    );
+    expect({ status: line.res?.statusCode, message: line.message }).toEqual({
+      status: 408,
+      message: expect.stringMatching(/^POST \/videos 408 \d+ ms$/),
+    });
+    const metrics = parseExposition(await (await fetch(`${api.url}/metrics`)).text());
+    expect(
+      sampleOf(metrics, 'http_request_duration_seconds', { method: 'POST', route: '/videos', status: '408' }),
+    ).toBe(1);
+    await waitFor('the partial file to be removed', () => uploads().length === 0);
+    expect(await counts()).toEqual(before);
+  }, 60_000);
 });

@@ -17,19 +17,29 @@ export function correlationIdOf(header: string | string[] | undefined): string {
 /** nginx's "client closed request": the status the request log and the HTTP metrics give an aborted request. */
 export const CLIENT_CLOSED_REQUEST = 499;
 
+export interface RequestOutcome {
+  status: number;
+  /** The client closed the connection before its answer (status 499). */
+  aborted: boolean;
+  /** A stream the client left after its answer had started (an SSE stream, a seek in a video): no latency to time. */
+  left: boolean;
+}
+
 /**
  * How a request ended, as the request log and the HTTP metrics tell it once its response finished or closed: the
- * answer's status, or 499 (`aborted`) when the client closed the connection before the answer was complete and
- * either its own request had not arrived whole (an upload cut off mid-body) or no answer had started. A stream the
- * client leaves after the answer started (an SSE stream, a seek in a video) keeps its status. The status the route
- * would have answered (202 for an upload) is never reported for a request that was cut off.
+ * answer's status; 408 when Node cut it off at HTTP_REQUEST_TIMEOUT_MS; or 499 (`aborted`) when the client closed
+ * the connection before the answer was complete and either its own request had not arrived whole (an upload cut off
+ * mid-body) or no answer had started. The status the route would have answered (202 for an upload) is never
+ * reported for a request that did not get it.
  */
-export function requestOutcome(
-  request: IncomingMessage,
-  response: ServerResponse,
-): { status: number; aborted: boolean } {
-  const aborted = !response.writableFinished && (!request.complete || !response.headersSent);
-  return aborted ? { status: CLIENT_CLOSED_REQUEST, aborted } : { status: response.statusCode, aborted };
+export function requestOutcome(request: IncomingMessage, response: ServerResponse): RequestOutcome {
+  // Past HTTP_REQUEST_TIMEOUT_MS Node itself writes a bare 408 on the socket and destroys it with this error.
+  if ((request.socket?.errored as { code?: string } | null)?.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 408, aborted: false, left: false };
+  }
+  if (response.writableFinished) return { status: response.statusCode, aborted: false, left: false };
+  if (!request.complete || !response.headersSent) return { status: CLIENT_CLOSED_REQUEST, aborted: true, left: false };
+  return { status: response.statusCode, aborted: false, left: true };
 }
 
 /**

@@ -150,17 +150,18 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
   }
 
   /**
-   * Express middleware timing every request once its answer finished, or with status 499 once the client aborted it
-   * (requestOutcome); the route label is the matched route pattern, never the raw path. A stream the client leaves
-   * after its answer started (SSE, a video seek) is not timed: its duration is no request latency.
+   * Express middleware timing every request once its answer finished or its connection closed, with the status
+   * requestOutcome gives (499: the client aborted it; 408: cut off at HTTP_REQUEST_TIMEOUT_MS); the route label is
+   * the matched route pattern, never the raw path. A stream the client left after its answer started (SSE, a video
+   * seek) is not timed: its duration is no request latency.
    */
   httpMiddleware() {
     return (request: Request, response: Response, next: NextFunction): void => {
       const end = this.httpSeconds.startTimer();
       let timed = false;
       const done = () => {
-        const { status, aborted } = requestOutcome(request, response);
-        if (timed || (!aborted && !response.writableFinished)) return;
+        const { status, left } = requestOutcome(request, response);
+        if (timed || left) return;
         timed = true;
         const route = (request.route as { path?: string } | undefined)?.path;
         end({
