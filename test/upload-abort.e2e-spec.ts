@@ -2,24 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { loadConfig, usersApiConfigSchema } from '@app/config';
 import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
-import { createLogger } from '@app/telemetry';
 import { usersApiApp } from '../apps/users-api/src/app';
 import { testKafka } from './support/broker';
 import { appEnv, TEST_DATABASE_URL } from './support/env';
+import { memoryLogger } from './support/log-lines';
 import { parseExposition, sampleOf } from './support/prometheus';
 import { waitFor } from './support/wait';
-
-interface RequestLine {
-  message: string;
-  req?: { method?: string; url?: string };
-  res?: { statusCode?: number };
-}
 
 /**
  * A client that goes away in the middle of a `POST /videos` body (its socket closed after part of the file): the
@@ -30,7 +23,8 @@ describe('an upload aborted mid-body', () => {
   const suffix = randomUUID().slice(0, 8);
   const mediaDir = join(__dirname, '..', '.run', 'test-media', `abort-${suffix}`);
   const db = new Client({ connectionString: TEST_DATABASE_URL });
-  const lines: RequestLine[] = [];
+  // The app's own JSON logger, at info, into memory: the request lines as an operator would read them.
+  const { logger, lines } = memoryLogger('users-api');
   let api: RunningApp;
 
   const uploads = () => (existsSync(join(mediaDir, 'uploads')) ? readdirSync(join(mediaDir, 'uploads')) : []);
@@ -44,23 +38,12 @@ describe('an upload aborted mid-body', () => {
 
   beforeAll(async () => {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
-    // The app's own JSON logger, at info, into memory: the request lines as an operator would read them.
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as RequestLine);
-        done();
-      },
-    });
     const config = loadConfig(
       'users-api',
       usersApiConfigSchema,
       appEnv({ MEDIA_DIR: mediaDir, HTTP_BODY_TIMEOUT_MS: '1000', HTTP_REQUEST_TIMEOUT_MS: '1000' }),
     );
-    api = await startApp(
-      usersApiApp,
-      config,
-      createLogger({ app: 'users-api', level: 'log', format: 'json', destination: sink }),
-    );
+    api = await startApp(usersApiApp, config, logger);
     await db.connect();
   });
 

@@ -76,8 +76,9 @@ export function httpLogging(logger: Pino): Options {
         const { status, aborted } = requestOutcome(response.raw.req, response.raw);
         return aborted ? { statusCode: status, aborted } : { statusCode: status };
       },
-      // pino-http would set its own error serializer, which copies every property of the error.
-      err: serializeError,
+      // pino-http would set its own error serializer, which copies every property of the error; it hands over its
+      // summary of the error, with the error itself as `raw`.
+      err: (error: { raw?: unknown }) => serializeError(error.raw ?? error),
     },
   };
 }
