@@ -22,9 +22,7 @@ import { waitFor } from './support/wait';
 
 interface HealthBody {
   status: string;
-  info?: Record<string, Record<string, unknown>>;
-  error?: Record<string, Record<string, unknown> & { status: string; reason?: string }>;
-  details: Record<string, Record<string, unknown> & { status: string }>;
+  details: Record<string, Record<string, unknown> & { status: string; reason?: string }>;
 }
 
 async function get(url: string): Promise<{ status: number; body: HealthBody }> {
@@ -105,12 +103,14 @@ describe('health, readiness and metrics', () => {
     for (const app of apps) {
       const live = await get(`${app.url}/health/live`);
       expect(live.status).toBe(200);
-      expect(live.body.status).toBe('ok');
+      // Each check once, under `details`: no second copy under `info` or `error`.
+      expect(live.body).toEqual({ status: 'ok', details: { process: expect.objectContaining({ status: 'up' }) } });
       const ready = await waitFor(`${app.url} to be ready`, async () => {
         const answer = await get(`${app.url}/health/ready`);
         return answer.status === 200 ? answer : undefined;
       });
       expect(ready.body.details.kafka.status).toBe('up');
+      expect(Object.keys(ready.body).sort()).toEqual(['details', 'status']);
       const families = await metricsOf(app.url);
       const names = families.map((f) => f.name);
       expect(names).toEqual(expect.arrayContaining(['process_cpu_seconds_total', 'http_request_duration_seconds']));
@@ -184,8 +184,10 @@ describe('health, readiness and metrics', () => {
         { timeoutMs: 15_000, intervalMs: 100 },
       );
       const noticed = Date.now() - stopped;
-      expect(down.body.error?.kafka.status).toBe('down');
-      expect(down.body.error?.[`consumer:${group}`]).toMatchObject({ status: 'down', reason: expect.any(String) });
+      expect(Object.keys(down.body).sort()).toEqual(['details', 'status']);
+      expect(down.body.status).toBe('error');
+      expect(down.body.details.kafka.status).toBe('down');
+      expect(down.body.details[`consumer:${group}`]).toMatchObject({ status: 'down', reason: expect.any(String) });
       // Every consumer app fails readiness; users-api keeps taking registrations (the outbox holds their events).
       for (const app of apps.slice(2)) {
         // Each app probes on its own timer.
