@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { RunningApp } from '@app/runtime';
 import type { Browser } from 'puppeteer-core';
@@ -17,7 +19,7 @@ describe('users-api /docs', () => {
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    api = await bootUsersApi();
+    api = await bootUsersApi({ HTTP_BODY_TIMEOUT_MS: '500' });
   });
 
   afterAll(async () => {
@@ -67,6 +69,71 @@ describe('users-api /docs', () => {
     expect(document.components.schemas.ApiError).toBeDefined();
     // Valid against the OpenAPI 3.1 schema, every $ref resolving.
     await expect(SwaggerParser.validate(structuredClone(document) as never)).resolves.toBeDefined();
+  });
+
+  it('documents on every JSON-body route the 408, 413 and 415 the HTTP boundary really answers there', async () => {
+    const document = (await (await fetch(`${api.url}/docs/openapi.json`)).json()) as OpenApi;
+    const port = Number(new URL(api.url).port);
+    /** The status and error code of a raw request whose body may never arrive whole: read, then hung up. */
+    const raw = (head: string) =>
+      new Promise<{ status: number; code?: string }>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        const answer = () => {
+          const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+          const code = /"code":"([A-Z._]+)"/.exec(text)?.[1];
+          return { status, code };
+        };
+        socket.on('data', (chunk) => {
+          text += chunk.toString();
+          if (answer().code) {
+            socket.destroy();
+            resolve(answer());
+          }
+        });
+        socket.on('error', reject);
+        socket.on('close', () => resolve(answer()));
+        socket.write(head);
+      });
+    const jsonRoutes = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.entries(methods)
+        .filter(([, operation]) => JSON.stringify(operation.requestBody ?? {}).includes('application/json'))
+        .map(([method, operation]) => ({ method, path, operation })),
+    );
+    expect(jsonRoutes.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
+      'patch /posts/{id}',
+      'post /posts',
+      'post /users',
+    ]);
+    for (const { method, path, operation } of jsonRoutes) {
+      const target = path.replace('{id}', randomUUID());
+      const line = `${method.toUpperCase()} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n`;
+      const answers = {
+        '408': await raw(`${line}Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{"a`),
+        '413': await raw(`${line}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{}`),
+        '415': await raw(`${line}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi`),
+      };
+      for (const [status, answer] of Object.entries(answers)) {
+        const documented = operation.responses[status] as { description?: string; content?: unknown } | undefined;
+        expect({ route: `${method} ${path}`, status: answer.status, documented: documented?.description }).toEqual({
+          route: `${method} ${path}`,
+          status: Number(status),
+          documented: expect.stringContaining(answer.code!),
+        });
+        expect(documented?.content).toEqual({
+          'application/json': { schema: { $ref: '#/components/schemas/ApiError' } },
+        });
+      }
+    }
+    // The upload streams its own body: its own 413 and 415, and Node's bare 408 past HTTP_REQUEST_TIMEOUT_MS.
+    const upload = document.paths['/videos'].post.responses as Record<
+      string,
+      { description: string; content?: unknown }
+    >;
+    expect(upload['413'].description).toContain('VIDEO.TOO_LARGE');
+    expect(upload['415'].description).toMatch(/VIDEO\.NOT_MULTIPART.*VIDEO\.UNSUPPORTED_TYPE/);
+    expect(upload['408']).toMatchObject({ description: expect.stringContaining('HTTP_REQUEST_TIMEOUT_MS') });
+    expect(upload['408'].content).toBeUndefined();
   });
 
   it('serves the UI page and its files from the package, and nothing else from that folder', async () => {

@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import { CacheModule } from '@app/cache';
 import { UsersApiConfig } from '@app/config';
@@ -7,7 +7,6 @@ import { DatabaseModule } from '@app/database';
 import { InboxRecord } from '@app/inbox';
 import { OutboxMessage, OutboxModule } from '@app/outbox';
 import { isOperationsPath } from '@app/telemetry';
-import { ApiErrorFilter } from './common/api-error.filter';
 import { createValidationPipe } from './common/validation';
 import { DocsController } from './docs/docs.controller';
 import { HealthController } from './health/health.controller';
@@ -47,7 +46,6 @@ export class AppModule {
       ],
       controllers: [HealthController, DocsController],
       providers: [
-        { provide: APP_FILTER, useClass: ApiErrorFilter },
         { provide: APP_GUARD, useClass: ThrottlerGuard },
         { provide: APP_PIPE, useFactory: createValidationPipe },
       ],

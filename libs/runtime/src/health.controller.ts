@@ -19,6 +19,18 @@ export interface RuntimeOptions {
   kafkaRequiredForReady: boolean;
 }
 
+/**
+ * What `/health/live` and `/health/ready` answer: the overall `status` (`ok`, or `error` with a 503) and each check
+ * once, under its key in `details` (`{ status: 'up' | 'degraded' | 'down', ... }`). Terminus would also copy every
+ * check under `info` or `error`; the answer leaves those copies out.
+ */
+export interface HealthReport {
+  status: HealthCheckResult['status'];
+  details: HealthCheckResult['details'];
+}
+
+const reportOf = ({ status, details }: HealthCheckResult): HealthReport => ({ status, details });
+
 const DATABASE_TIMEOUT_MS = 2000;
 const CONTRIBUTOR_TIMEOUT_MS = 3000;
 
@@ -26,7 +38,8 @@ const CONTRIBUTOR_TIMEOUT_MS = 3000;
  * `GET /health/live`: the process serves HTTP (restart it if not). `GET /health/ready`: it can do its work — the
  * database answers, the Kafka cluster answers, every consumer has joined its group (with the partitions it holds,
  * or why not), plus what libs contribute (the outbox relay). 503 when something it needs is down; 200 with
- * `degraded` entries when it works but something needs attention. `GET /metrics`: Prometheus text format.
+ * `degraded` entries when it works but something needs attention. Both answer a HealthReport. `GET /metrics`:
+ * Prometheus text format.
  */
 @Controller()
 export class RuntimeController {
@@ -45,14 +58,17 @@ export class RuntimeController {
   ) {}
 
   @Get('health/live')
-  live(): Promise<HealthCheckResult> {
-    return this.health.check([
-      () => this.indicator.check('process').up({ app: this.options.app, uptimeSeconds: Math.round(process.uptime()) }),
-    ]);
+  async live(): Promise<HealthReport> {
+    return reportOf(
+      await this.health.check([
+        () =>
+          this.indicator.check('process').up({ app: this.options.app, uptimeSeconds: Math.round(process.uptime()) }),
+      ]),
+    );
   }
 
   @Get('health/ready')
-  async ready(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
+  async ready(@Res({ passthrough: true }) response: Response): Promise<HealthReport> {
     const checks: (() => HealthIndicatorResult | Promise<HealthIndicatorResult>)[] = [
       () => this.kafka(),
       ...this.servers.all().map((_, i) => () => this.consumer(i)),
@@ -76,12 +92,12 @@ export class RuntimeController {
       });
     }
     try {
-      return await this.health.check(checks);
+      return reportOf(await this.health.check(checks));
     } catch (error) {
       // Answered here rather than thrown, so no app's exception filter reshapes the health report.
       if (!(error instanceof ServiceUnavailableException)) throw error;
       response.status(503);
-      return error.getResponse() as HealthCheckResult;
+      return reportOf(error.getResponse() as HealthCheckResult);
     }
   }
 

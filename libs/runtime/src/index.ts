@@ -6,3 +6,5 @@ export * from './runtime.module';
 export * from './start-app';
 export * from './logging';
 export * from './http-boundary';
+export * from './app-error';
+export * from './api-error.filter';

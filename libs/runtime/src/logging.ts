@@ -14,11 +14,40 @@ export function correlationIdOf(header: string | string[] | undefined): string {
   return typeof header === 'string' && CORRELATION_ID.test(header) ? header : randomUUID();
 }
 
+/** nginx's "client closed request": the status the request log and the HTTP metrics give an aborted request. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+export interface RequestOutcome {
+  status: number;
+  /** The client closed the connection before its answer (status 499). */
+  aborted: boolean;
+  /** A stream the client left after its answer had started (an SSE stream, a seek in a video): no latency to time. */
+  left: boolean;
+}
+
+/**
+ * How a request ended, as the request log and the HTTP metrics tell it once its response finished or closed: the
+ * answer's status; 408 when Node cut it off at HTTP_REQUEST_TIMEOUT_MS; or 499 (`aborted`) when the client closed
+ * the connection before the answer was complete and either its own request had not arrived whole (an upload cut off
+ * mid-body) or no answer had started. The status the route would have answered (202 for an upload) is never
+ * reported for a request that did not get it.
+ */
+export function requestOutcome(request: IncomingMessage, response: ServerResponse): RequestOutcome {
+  // Past HTTP_REQUEST_TIMEOUT_MS Node itself writes a bare 408 on the socket and destroys it with this error.
+  if ((request.socket?.errored as { code?: string } | null)?.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 408, aborted: false, left: false };
+  }
+  if (response.writableFinished) return { status: response.statusCode, aborted: false, left: false };
+  if (!request.complete || !response.headersSent) return { status: CLIENT_CLOSED_REQUEST, aborted: true, left: false };
+  return { status: response.statusCode, aborted: false, left: true };
+}
+
 /**
  * Request logging for every app (pino-http under nestjs-pino): each request gets a correlation id — the caller's
  * `X-Correlation-Id` when it is a safe token, else a new one — echoed in the response and bound to every line logged
  * while it is handled. One line per finished request (method, path, status, time; never headers or bodies), at
- * `error` for a 5xx. Health probes and metric scrapes are not logged.
+ * `error` for a 5xx; a request the client aborted says so, with status 499 (requestOutcome). Health probes and
+ * metric scrapes are not logged.
  */
 export function httpLogging(logger: Pino): Options {
   return {
@@ -32,15 +61,24 @@ export function httpLogging(logger: Pino): Options {
     quietReqLogger: true,
     autoLogging: { ignore: (request) => isOperationsPath(request.url) },
     customLogLevel: (_request, response, error) => (error || response.statusCode >= 500 ? 'error' : 'info'),
-    customSuccessMessage: (request, response, took) =>
-      `${request.method} ${request.url} ${response.statusCode} ${Math.round(took)} ms`,
+    customSuccessMessage: (request, response, took) => {
+      const { status, aborted } = requestOutcome(request, response);
+      return aborted
+        ? `${request.method} ${request.url} ${status} aborted by the client after ${Math.round(took)} ms`
+        : `${request.method} ${request.url} ${status} ${Math.round(took)} ms`;
+    },
     customErrorMessage: (request, response, error) =>
       `${request.method} ${request.url} ${response.statusCode} failed: ${error.message}`,
     serializers: {
       req: (request: { method?: string; url?: string }) => ({ method: request.method, url: request.url }),
-      res: (response: { statusCode?: number }) => ({ statusCode: response.statusCode }),
-      // pino-http would set its own error serializer, which copies every property of the error.
-      err: serializeError,
+      // pino-http hands over its own summary of the response; the outcome is read from the response itself.
+      res: (response: { raw: ServerResponse }) => {
+        const { status, aborted } = requestOutcome(response.raw.req, response.raw);
+        return aborted ? { statusCode: status, aborted } : { statusCode: status };
+      },
+      // pino-http would set its own error serializer, which copies every property of the error; it hands over its
+      // summary of the error, with the error itself as `raw`.
+      err: (error: { raw?: unknown }) => serializeError(error.raw ?? error),
     },
   };
 }

@@ -12,6 +12,7 @@ import {
 } from '@app/messaging';
 import { ConsumerServers } from './consumer-servers';
 import { isContributor, isMetricsContributor } from './contributor';
+import { requestOutcome } from './logging';
 
 interface GroupLag {
   rows: PartitionLag[];
@@ -73,7 +74,7 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
     });
     this.httpSeconds = new Histogram({
       name: 'http_request_duration_seconds',
-      help: 'HTTP request duration by method, matched route and status code',
+      help: 'HTTP request duration by method, matched route and status code (499: the client aborted the request)',
       labelNames: ['method', 'route', 'status'],
       buckets: HTTP_BUCKETS,
       registers,
@@ -148,18 +149,29 @@ export class RuntimeMetrics implements ConsumerObserver, OnApplicationBootstrap 
       this.handlerSeconds.observe({ group, event_type: eventType, outcome }, handlerSeconds);
   }
 
-  /** Express middleware timing every request; the route label is the matched route pattern, never the raw path. */
+  /**
+   * Express middleware timing every request once its answer finished or its connection closed, with the status
+   * requestOutcome gives (499: the client aborted it; 408: cut off at HTTP_REQUEST_TIMEOUT_MS); the route label is
+   * the matched route pattern, never the raw path. A stream the client left after its answer started (SSE, a video
+   * seek) is not timed: its duration is no request latency.
+   */
   httpMiddleware() {
     return (request: Request, response: Response, next: NextFunction): void => {
       const end = this.httpSeconds.startTimer();
-      response.on('finish', () => {
+      let timed = false;
+      const done = () => {
+        const { status, left } = requestOutcome(request, response);
+        if (timed || left) return;
+        timed = true;
         const route = (request.route as { path?: string } | undefined)?.path;
         end({
           method: request.method,
           route: route ? `${request.baseUrl}${route}` : '(unmatched)',
-          status: String(response.statusCode),
+          status: String(status),
         });
-      });
+      };
+      response.once('finish', done);
+      response.once('close', done);
       next();
     };
   }

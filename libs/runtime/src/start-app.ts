@@ -37,6 +37,7 @@ import {
   topicSettingsOf,
 } from '@app/messaging';
 import { ClaimInbox, TypeOrmInbox } from '@app/inbox';
+import { ApiErrorFilter } from './api-error.filter';
 import { ConsumerServers } from './consumer-servers';
 import { requestLogging } from './logging';
 import {
@@ -176,6 +177,8 @@ export async function startApp<S extends ConfigSchema>(
     app.useBodyParser('json', { limit: boundary.jsonLimitBytes });
     app.use(strictUtf8);
     app.use(requests.bind);
+    // One error shape for every app's routes (Kafka handlers have their own filter); an app's APP_FILTER comes first.
+    app.useGlobalFilters(new ApiErrorFilter());
 
     const registry = app.get(ConsumerServers);
     const servers = consumers.map((consumer) => {

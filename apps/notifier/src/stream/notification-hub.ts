@@ -6,7 +6,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { APP_CONFIG, NotifierConfig } from '@app/config';
 import type { Envelope } from '@app/contracts';
 import { errorMessageOf, HistoryMessage, Positions, TopicHistory } from '@app/messaging';
-import { MetricsContributor, RuntimeContributor } from '@app/runtime';
+import { AppError, MetricsContributor, RuntimeContributor } from '@app/runtime';
 import { LivePositions } from './live-positions';
 import { copyPositions, decodePositions, STREAM_TOPICS } from './positions';
 import { RecentEvents } from './recent-events';
@@ -16,7 +16,9 @@ import { fromHistory, nameOf, serialise } from './stream-events';
 /** Event ids remembered with their offsets, to drop a relay's re-send (about 2 MB). */
 const RECENT_EVENT_IDS = 10_000;
 
-export class StreamRefusedError extends Error {
+/** A stream refused before it started: answered in the one error shape (ApiErrorFilter). */
+export class StreamRefusedError extends AppError {
+  override readonly name = 'StreamRefusedError';
   constructor(
     readonly status: 400 | 503,
     readonly code: string,

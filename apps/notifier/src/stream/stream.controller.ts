@@ -1,6 +1,7 @@
-import { Controller, Get, Headers, HttpException, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { errorMessageOf } from '@app/messaging';
+import { ValidationFailedError } from '@app/runtime';
 import { NotificationHub, StreamRefusedError } from './notification-hub';
 import { nameOf, STREAM_EVENT_NAMES } from './stream-events';
 
@@ -33,14 +34,9 @@ export class StreamController {
         response.end();
         return;
       }
-      const refused =
-        error instanceof StreamRefusedError
-          ? error
-          : new StreamRefusedError(503, 'NOTIFIER.UNAVAILABLE', `the stream cannot start: ${errorMessageOf(error)}`);
-      throw new HttpException(
-        { statusCode: refused.status, code: refused.code, message: refused.message },
-        refused.status,
-      );
+      throw error instanceof StreamRefusedError
+        ? error
+        : new StreamRefusedError(503, 'NOTIFIER.UNAVAILABLE', `the stream cannot start: ${errorMessageOf(error)}`);
     }
   }
 }
@@ -53,21 +49,12 @@ function parseTypes(raw: string | string[] | undefined): ReadonlySet<string> | u
     .filter((name) => name.length > 0);
   const unknown = names.filter((name) => !STREAM_EVENT_NAMES.includes(name));
   if (names.length === 0 || unknown.length > 0) {
-    throw new HttpException(
+    throw new ValidationFailedError([
       {
-        statusCode: 400,
-        code: 'VALIDATION.FAILED',
-        message: 'Request validation failed',
-        // The field list under the same name as users-api's error shape.
-        errors: [
-          {
-            field: 'types',
-            message: `${unknown.length > 0 ? `unknown ${unknown.map((n) => `'${n.slice(0, 40)}'`).join(', ')}; ` : ''}must be a comma-separated list of ${STREAM_EVENT_NAMES.join(', ')}`,
-          },
-        ],
+        field: 'types',
+        message: `${unknown.length > 0 ? `unknown ${unknown.map((n) => `'${n.slice(0, 40)}'`).join(', ')}; ` : ''}must be a comma-separated list of ${STREAM_EVENT_NAMES.join(', ')}`,
       },
-      400,
-    );
+    ]);
   }
   return new Set(names);
 }

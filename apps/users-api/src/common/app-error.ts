@@ -1,23 +1,8 @@
-/** An error with a stable machine-readable code; the HTTP status is chosen in one place, ApiErrorFilter. */
-export abstract class AppError extends Error {
-  abstract readonly code: string;
-  abstract readonly status: number;
-  readonly details?: readonly FieldError[];
-}
+import { AppError, type FieldError } from '@app/runtime';
 
-export interface FieldError {
-  field: string;
-  message: string;
-}
-
-export class ValidationFailedError extends AppError {
-  readonly code = 'VALIDATION.FAILED';
-  readonly status = 400;
-  override readonly name = 'ValidationFailedError';
-  constructor(override readonly details: readonly FieldError[]) {
-    super('Request validation failed');
-  }
-}
+// The base errors live with the filter that answers them, in libs/runtime; users-api's code imports them from here.
+export { AppError, ValidationFailedError } from '@app/runtime';
+export type { FieldError } from '@app/runtime';
 
 /** An error of one fixed status: a stable code, a message, and per-field details where they help. */
 abstract class CodedError extends AppError {

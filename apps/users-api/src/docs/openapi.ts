@@ -77,6 +77,13 @@ const common = {
   '500': error('Unexpected error'),
 };
 
+/** What the HTTP boundary answers on every route that takes a JSON body, before a handler sees it. */
+const jsonBody = {
+  '408': error('The body did not arrive whole within HTTP_BODY_TIMEOUT_MS (REQUEST.TIMEOUT); the connection ends'),
+  '413': error('The body is larger than 16 KiB (REQUEST.TOO_LARGE)'),
+  '415': error('The body is not application/json in UTF-8 (REQUEST.UNSUPPORTED_MEDIA_TYPE)'),
+};
+
 function queryParameters(query: z.ZodObject): unknown[] {
   const { properties = {}, required = [] } = schema(query) as {
     properties?: Record<string, unknown>;
@@ -146,6 +153,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: {
             '201': { description: 'Registered; Location: /users/{id}', content: json('User') },
             '409': error('Email or username taken (USER.EMAIL_TAKEN, USER.USERNAME_TAKEN)'),
+            ...jsonBody,
             ...common,
           },
         },
@@ -169,6 +177,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: {
             '201': { description: 'Created; ETag: "1"; Location: /posts/{id}', content: json('Post') },
             '422': error('The author does not exist (POST.AUTHOR_NOT_FOUND)'),
+            ...jsonBody,
             ...common,
           },
         },
@@ -199,6 +208,7 @@ export function buildOpenApi(): Record<string, unknown> {
             '404': error('No such post'),
             '412': error('The post has moved on from the version in If-Match (POST.VERSION_MISMATCH)'),
             '428': error('If-Match is required (POST.IF_MATCH_REQUIRED)'),
+            ...jsonBody,
             ...common,
           },
         },
@@ -233,9 +243,18 @@ export function buildOpenApi(): Record<string, unknown> {
           },
           responses: {
             '202': { description: 'Accepted; Location: /videos/{id}', content: json('Video') },
-            '413': error('Larger than VIDEO_MAX_BYTES'),
-            '415': error('Not multipart, or not a video container accepted by VIDEO_CONTAINERS'),
+            '408': {
+              description:
+                'The upload did not arrive whole within HTTP_REQUEST_TIMEOUT_MS: Node answers 408 with no body and closes the connection',
+            },
+            '413': error('Larger than VIDEO_MAX_BYTES (VIDEO.TOO_LARGE)'),
+            '415': error(
+              'Not multipart (VIDEO.NOT_MULTIPART), or not a video container accepted by VIDEO_CONTAINERS (VIDEO.UNSUPPORTED_TYPE)',
+            ),
             ...common,
+            '400': error(
+              'No file or another field (VALIDATION.FAILED, one entry per field in `errors`), an empty file (VIDEO.EMPTY), a malformed form (VIDEO.MALFORMED_MULTIPART)',
+            ),
           },
         },
       },

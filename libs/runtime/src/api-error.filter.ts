@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import type { Response } from 'express';
 import { AppError, FieldError } from './app-error';
 
-/** The one JSON error shape of the API. */
+/** The one JSON error shape of every app (the HTTP boundary's own refusals have it too). */
 export interface ApiErrorBody {
   statusCode: number;
   code: string;
@@ -19,7 +19,11 @@ const HTTP_CODES: Record<number, string> = {
   429: 'REQUEST.RATE_LIMITED',
 };
 
-/** Maps every error to ApiErrorBody: domain errors by their code, framework errors by status, the rest to 500. */
+/**
+ * Maps every error to ApiErrorBody: domain errors by their code, framework errors by status (an unknown path is
+ * `404 ROUTE.NOT_FOUND`), the rest to 500. startApp installs it in every app; a filter an app provides itself
+ * (APP_FILTER) takes precedence.
+ */
 @Catch()
 export class ApiErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('HTTP');
@@ -27,7 +31,10 @@ export class ApiErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const body = this.toBody(exception);
-    if (body.statusCode >= 500) this.logger.error(exception instanceof Error ? exception : String(exception));
+    // An AppError's 5xx is an answer chosen on purpose (a full notifier replica): its request line says enough.
+    if (body.statusCode >= 500 && !(exception instanceof AppError)) {
+      this.logger.error(exception instanceof Error ? exception : String(exception));
+    }
     if (body.statusCode === 401) response.setHeader('WWW-Authenticate', 'Bearer');
     response.status(body.statusCode).json(body);
   }
