@@ -19,24 +19,9 @@ import {
   eventJsonSchemas,
 } from '@app/contracts';
 import { deadLetterTopicOf, handledEventTypes, resolveConsumers, retryTopicOf } from '@app/messaging';
-import type { AppDefinition } from '@app/runtime';
-import { cacheInvalidatorApp } from '../apps/cache-invalidator/src/app';
-import { consoleApp } from '../apps/console/src/app';
-import { emailServiceApp } from '../apps/email-service/src/app';
-import { notifierApp } from '../apps/notifier/src/app';
-import { usersApiApp } from '../apps/users-api/src/app';
-import { videoProcessorApp } from '../apps/video-processor/src/app';
+import { APPS } from '../apps/registry';
 
 export const ASYNCAPI_FILE = join(__dirname, '..', 'docs', 'asyncapi.yaml');
-
-const APPS = [
-  usersApiApp,
-  emailServiceApp,
-  videoProcessorApp,
-  cacheInvalidatorApp,
-  notifierApp,
-  consoleApp,
-] as AppDefinition[];
 
 interface Consumer {
   app: string;
