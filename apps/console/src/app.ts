@@ -1,8 +1,6 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
 import { consoleConfigSchema } from '@app/config';
 import { defineApp } from '@app/runtime';
-import { ConsoleErrorFilter } from './common/console-error';
 import { DeadLettersController } from './dead-letters/dead-letters.controller';
 import { PageController } from './page/page.controller';
 import { SystemController } from './system/system.controller';
@@ -10,7 +8,7 @@ import { SystemMonitor } from './system/system-monitor';
 
 @Module({
   controllers: [PageController, SystemController, DeadLettersController],
-  providers: [SystemMonitor, { provide: APP_FILTER, useClass: ConsoleErrorFilter }],
+  providers: [SystemMonitor],
 })
 class AppModule {}
 
