@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import type { InboxKey } from '@app/messaging';
 import { addClaimPruningIndex, ClaimInbox, ClaimLostError, createClaimTable, InboxBusyError } from '@app/inbox';
 import { gate } from './support/gate';
-import { createScratchDatabase, ScratchDatabase } from './support/scratch-database';
+import { createScratchSchema, ScratchSchema } from './support/scratch-database';
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -16,7 +16,7 @@ describe('claim inbox', () => {
   const schema = 'app';
   const table = `"${schema}".claims`;
   const LEASE_MS = 30_000;
-  let scratch: ScratchDatabase;
+  let scratch: ScratchSchema;
   let dataSource: DataSource;
   let client: Client;
 
@@ -55,22 +55,15 @@ describe('claim inbox', () => {
     );
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
-    dataSource = new DataSource({ type: 'postgres', url: scratch.url });
-    await dataSource.initialize();
-    const runner = dataSource.createQueryRunner();
-    await runner.query(`CREATE SCHEMA "${schema}"`);
-    await createClaimTable(runner, schema);
-    await addClaimPruningIndex(runner, schema);
-    await runner.release();
-    client = new Client({ connectionString: scratch.url });
-    await client.connect();
+    scratch = await createScratchSchema(schema, async (runner) => {
+      await createClaimTable(runner, schema);
+      await addClaimPruningIndex(runner, schema);
+    });
+    ({ dataSource, client } = scratch);
   });
 
   afterAll(async () => {
-    await client?.end();
-    await dataSource?.destroy();
-    await scratch?.drop();
+    await scratch?.close();
   });
 
   it('commits the claim before the work, with no transaction open, records completion, skips a redelivery', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { addOutboxParking, createOutboxTable, outboxChannel, OutboxRepository, poolOf } from '@app/outbox';
-import { createScratchDatabase, ScratchDatabase } from './support/scratch-database';
+import { createScratchSchema, ScratchSchema } from './support/scratch-database';
 import { waitFor } from './support/wait';
 
 /**
@@ -12,31 +12,24 @@ import { waitFor } from './support/wait';
 describe('outbox repository', () => {
   const schema = 'app';
   const table = `"${schema}".outbox`;
-  let scratch: ScratchDatabase;
+  let scratch: ScratchSchema;
   let dataSource: DataSource;
   let client: Client;
   let relay: OutboxRepository;
   let operator: OutboxRepository;
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
-    dataSource = new DataSource({ type: 'postgres', url: scratch.url });
-    await dataSource.initialize();
-    const runner = dataSource.createQueryRunner();
-    await runner.query(`CREATE SCHEMA "${schema}"`);
-    await createOutboxTable(runner, schema);
-    await addOutboxParking(runner, schema);
-    await runner.release();
-    client = new Client({ connectionString: scratch.url });
-    await client.connect();
+    scratch = await createScratchSchema(schema, async (runner) => {
+      await createOutboxTable(runner, schema);
+      await addOutboxParking(runner, schema);
+    });
+    ({ dataSource, client } = scratch);
     relay = new OutboxRepository(poolOf(dataSource), schema);
     operator = new OutboxRepository(client, schema);
   });
 
   afterAll(async () => {
-    await client?.end();
-    await dataSource?.destroy();
-    await scratch?.drop();
+    await scratch?.close();
   });
 
   beforeEach(async () => {

@@ -11,7 +11,7 @@ import {
   TypeOrmInbox,
 } from '@app/inbox';
 import { gate, within } from './support/gate';
-import { createScratchDatabase, ScratchDatabase } from './support/scratch-database';
+import { createScratchSchema, ScratchSchema } from './support/scratch-database';
 import { waitFor } from './support/wait';
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,7 +24,7 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('transactional inbox', () => {
   const schema = 'app';
   const IDLE_TIMEOUT_MS = 800;
-  let scratch: ScratchDatabase;
+  let scratch: ScratchSchema;
   let dataSource: DataSource;
   let client: Client;
 
@@ -45,29 +45,20 @@ describe('transactional inbox', () => {
     ).rows;
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
-    dataSource = new DataSource({
-      type: 'postgres',
-      url: scratch.url,
+    scratch = await createScratchSchema(
       schema,
-      entities: [InboxRecord],
-      extra: { idle_in_transaction_session_timeout: IDLE_TIMEOUT_MS },
-    });
-    await dataSource.initialize();
-    const runner = dataSource.createQueryRunner();
-    await runner.query(`CREATE SCHEMA "${schema}"`);
-    await createInboxTable(runner, schema);
-    await addInboxPruningIndex(runner, schema);
-    await runner.query(`CREATE TABLE "${schema}".side (id int PRIMARY KEY, note text)`);
-    await runner.release();
-    client = new Client({ connectionString: scratch.url });
-    await client.connect();
+      async (runner) => {
+        await createInboxTable(runner, schema);
+        await addInboxPruningIndex(runner, schema);
+        await runner.query(`CREATE TABLE "${schema}".side (id int PRIMARY KEY, note text)`);
+      },
+      { schema, entities: [InboxRecord], extra: { idle_in_transaction_session_timeout: IDLE_TIMEOUT_MS } },
+    );
+    ({ dataSource, client } = scratch);
   });
 
   afterAll(async () => {
-    await client?.end();
-    await dataSource?.destroy();
-    await scratch?.drop();
+    await scratch?.close();
   });
 
   it('runs the work once per (group, event id): a redelivery is a duplicate, another group runs its own', async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { DataSource, DataSourceOptions, QueryRunner } from 'typeorm';
 import { TEST_DATABASE_URL } from './env';
 
 /** A database of its own for one int spec, on the test server: created before the spec, dropped after it. */
@@ -27,4 +28,38 @@ export async function createScratchDatabase(): Promise<ScratchDatabase> {
   url.pathname = `/${name}`;
   // FORCE: a connection a failed test left open does not keep the database.
   return { url: url.toString(), drop: () => onServer(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/** A scratch database with one schema made by `ddl`, a TypeORM DataSource and a plain client on it. */
+export interface ScratchSchema {
+  url: string;
+  dataSource: DataSource;
+  client: Client;
+  close(): Promise<void>;
+}
+
+export async function createScratchSchema(
+  schema: string,
+  ddl: (runner: QueryRunner) => Promise<void>,
+  options: { schema?: string; entities?: DataSourceOptions['entities']; extra?: Record<string, unknown> } = {},
+): Promise<ScratchSchema> {
+  const scratch = await createScratchDatabase();
+  const dataSource = new DataSource({ ...options, type: 'postgres', url: scratch.url });
+  await dataSource.initialize();
+  const runner = dataSource.createQueryRunner();
+  await runner.query(`CREATE SCHEMA "${schema}"`);
+  await ddl(runner);
+  await runner.release();
+  const client = new Client({ connectionString: scratch.url });
+  await client.connect();
+  return {
+    url: scratch.url,
+    dataSource,
+    client,
+    close: async () => {
+      await client.end();
+      await dataSource.destroy();
+      await scratch.drop();
+    },
+  };
 }
