@@ -39,6 +39,17 @@ export function isRecordRejected(error: unknown): boolean {
   return errorChain(error).some((e) => e.type !== undefined && ROW_REJECTIONS.has(e.type));
 }
 
+/**
+ * Refusals of the record's bytes (its size, its encoding), whatever the state of the cluster: the same bytes can never
+ * go, but a smaller form (compressed, cut) may. Authorization and unknown-topic answers are not here: they say
+ * nothing about the bytes, and dropping a message for them would lose it.
+ */
+const BYTES_REFUSALS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE']);
+
+export function isRecordRefused(error: unknown): boolean {
+  return errorChain(error).some((e) => e.type !== undefined && BYTES_REFUSALS.has(e.type));
+}
+
 /** The broker does not know the topic (deleted, or never created). */
 export function isUnknownTopic(error: unknown): boolean {
   return errorChain(error).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION');

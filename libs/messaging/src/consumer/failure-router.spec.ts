@@ -1,7 +1,8 @@
 import type { KafkaMessage } from 'kafkajs';
 import { FailureHeaders } from '../failure-headers';
 import type { EventProducer, OutgoingRecord } from '../producer';
-import { FailureRouter, isRecordRefused, STUB_VALUE_BYTES, stubOf } from './failure-router';
+import { isRecordRefused } from '../kafka-errors';
+import { FailureRouter, STUB_VALUE_BYTES, stubOf } from './failure-router';
 
 const tooLarge = () =>
   Object.assign(new Error('The request included a message larger than the max message size'), {

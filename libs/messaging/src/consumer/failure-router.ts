@@ -10,7 +10,7 @@ import {
   retryTopicOf,
   safeErrorMessage,
 } from '../failure-headers';
-import { errorChain } from '../kafka-errors';
+import { isRecordRefused } from '../kafka-errors';
 import type { EventProducer, OutgoingRecord } from '../producer';
 
 /** What the retry and dead-letter topics remember of a failed message. */
@@ -28,17 +28,6 @@ export type SetAside = 'retried' | 'dead-lettered' | 'dropped';
 export const STUB_VALUE_BYTES = 1024;
 /** A stub keeps the message's own headers only when they add up to no more than this. */
 export const STUB_HEADERS_BYTES = 8192;
-
-/**
- * Broker answers that refuse this record for its size or bytes, whatever the state of the cluster: sending the same
- * bytes again can never work, but a smaller form may. Authorization and unknown-topic answers are not here: they say
- * nothing about the record, and dropping a message for them would lose it.
- */
-const REFUSED_RECORD = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE']);
-
-export function isRecordRefused(error: unknown): boolean {
-  return errorChain(error).some((e) => e.type !== undefined && REFUSED_RECORD.has(e.type));
-}
 
 /**
  * Sets failed messages aside on the group's retry or dead-letter topic, with the failure headers, and resolves once
