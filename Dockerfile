@@ -6,8 +6,8 @@ RUN npm ci --no-audit --no-fund
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY apps ./apps
 COPY libs ./libs
-COPY scripts/apps.js ./scripts/
-# Every application project of nest-cli.json, the one list of apps.
+COPY scripts/apps.js scripts/apps.json ./scripts/
+# Every app of the registry (scripts/apps.json, written from apps/registry.ts).
 RUN for app in $(node scripts/apps.js); do npx nest build "$app"; done \
   && npx tsc -p apps/console/web/tsconfig.json \
   && cp apps/console/web/index.html apps/console/web/console.css dist/console/web/

@@ -1,12 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { APP_CONFIG_SCHEMAS, APP_PORTS } from '@app/config';
 import { APPS } from '../apps/registry';
+import { registryFiles, staleRegistryFiles } from '../scripts/apps-sync';
+import { SYSTEM_APPS } from './support/system';
 
 /**
- * apps/registry.ts is the list of apps. Every other place that must name each app is checked against it here, so an
- * app added there and forgotten anywhere else (or the reverse) fails this spec, naming the place.
+ * apps/registry.ts is the list of apps. The files that only repeat it are generated from it (`npm run apps:sync`)
+ * and must be current; the files an app needs that cannot be generated (its entry point, its config, its compose
+ * service and Kubernetes manifest) must exist for each app. A step of docs/extending.md forgotten fails here.
  */
 describe('the app registry', () => {
   const root = join(__dirname, '..');
@@ -17,23 +20,26 @@ describe('the app registry', () => {
     expect(new Set(names).size).toBe(APPS.length);
   });
 
-  it('nest-cli.json has a project for each app, built from its own folder', () => {
-    const { projects } = JSON.parse(read('nest-cli.json')) as {
-      projects: Record<string, { type: string; root: string; compilerOptions: { tsConfigPath: string } }>;
+  it('the files generated from it are current (else run `npm run apps:sync`)', async () => {
+    expect(await staleRegistryFiles()).toEqual([]);
+  });
+
+  it('generates a nest-cli project, a tsconfig, a port and a Kubernetes resource for each app', async () => {
+    const files = Object.fromEntries((await registryFiles()).map(({ path, content }) => [path, content]));
+    const { projects } = JSON.parse(files['nest-cli.json']) as {
+      projects: Record<string, { type: string; root: string }>;
     };
     const applications = Object.entries(projects).filter(([, p]) => p.type === 'application');
     expect(applications.map(([name]) => name).sort()).toEqual(names);
-    for (const [name, project] of applications) {
-      expect(project.root).toBe(`apps/${name}`);
-      expect(project.compilerOptions.tsConfigPath).toBe(`apps/${name}/tsconfig.app.json`);
+    for (const [name, project] of applications) expect(project.root).toBe(`apps/${name}`);
+    expect(JSON.parse(files['scripts/apps.json'])).toEqual(
+      APPS.map((app) => ({ name: app.name, port: APP_PORTS[app.name as keyof typeof APP_PORTS] })),
+    );
+    const { resources } = parse(files['deploy/k8s/base/kustomization.yaml']) as { resources: string[] };
+    for (const name of names) {
+      expect(resources).toContain(`${name}.yaml`);
+      expect(files[`apps/${name}/tsconfig.app.json`]).toContain(`dist/apps/${name}`);
     }
-  });
-
-  it('scripts/apps.js (the shell scripts and the Dockerfile) knows each app and its port', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the CommonJS helper the shell and Docker read
-    const { apps, ports } = require('../scripts/apps.js') as { apps: string[]; ports: Record<string, number> };
-    expect([...apps].sort()).toEqual(names);
-    expect(ports).toEqual(APP_PORTS);
   });
 
   it("libs/config holds each app's schema, the one its definition boots with, and its port", () => {
@@ -44,15 +50,26 @@ describe('the app registry', () => {
     }
   });
 
+  it('each app has an entry point that runs its definition', () => {
+    for (const name of names) {
+      const main = join(root, 'apps', name, 'src', 'main.ts');
+      expect(existsSync(main) ? read(`apps/${name}/src/main.ts`) : `apps/${name}/src/main.ts missing`).toMatch(
+        /runApp\(\w+\);/,
+      );
+    }
+  });
+
   it('the whole-system test harness starts each app', () => {
-    const started = [...read('test/support/system.ts').matchAll(/new ChildApp\('([a-z-]+)'/g)].map((m) => m[1]);
-    expect(started.sort()).toEqual(names);
+    expect([...SYSTEM_APPS].sort()).toEqual(names);
   });
 
   it('compose runs each app, and Kubernetes has a manifest for each', () => {
     const compose = parse(read('docker-compose.yml')) as { services: Record<string, unknown> };
-    for (const name of names) expect(Object.keys(compose.services)).toContain(name);
-    const kustomization = parse(read('deploy/k8s/base/kustomization.yaml')) as { resources: string[] };
-    for (const name of names) expect(kustomization.resources).toContain(`${name}.yaml`);
+    for (const name of names) {
+      expect(Object.keys(compose.services)).toContain(name);
+      expect(existsSync(join(root, 'deploy/k8s/base', `${name}.yaml`)) ? name : `deploy/k8s/base/${name}.yaml`).toBe(
+        name,
+      );
+    }
   });
 });

@@ -190,6 +190,20 @@ describe('web console in a real browser', () => {
       expect(await each.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
     }
 
+    // A page opened afterwards shows it too: the stream starts with the recent events.
+    const late = await openConsole();
+    await late.page.waitForFunction(
+      (expected) =>
+        [...document.querySelectorAll('#notifications li')].some(
+          (li) => li.querySelector('q')?.textContent === expected,
+        ),
+      { timeout: 30_000, polling: 250 },
+      title,
+    );
+    expect(late.watch.errors).toEqual([]);
+    await late.page.close();
+    await first.bringToFront();
+
     await fill(first, '#edit-form [name=title]', 'edited in the console');
     await first.click('#edit-form button');
     await first.waitForFunction(

@@ -141,6 +141,16 @@ describe('notifier: live notifications over Server-Sent Events', () => {
     expect(bad.status).toBe(400);
     expect(bad.body).toContain("unknown 'post.liked'");
     expect(JSON.parse(bad.body)).toMatchObject({ code: 'VALIDATION.FAILED', errors: [{ field: 'types' }] });
+
+    // A page opened now sees what happened just before: the last events of each partition, then the live feed.
+    const late = await SseStream.open(`${a.url}/notifications/stream?types=video.processed&recent=5`);
+    streams.push(late);
+    await late.waitFor('the processed video from before it opened', (s) =>
+      s.named<StreamedEvent>('video.processed').some((e) => e.data.videoId === lastVideo),
+    );
+    const tooMany = await SseStream.open(`${a.url}/notifications/stream?recent=1000`);
+    expect(tooMany.status).toBe(400);
+    expect(JSON.parse(tooMany.body)).toMatchObject({ code: 'VALIDATION.FAILED', errors: [{ field: 'recent' }] });
   });
 
   it('a client whose replica was killed resumes on another with Last-Event-ID: what it missed, once, in order', async () => {

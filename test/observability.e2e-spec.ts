@@ -24,7 +24,7 @@ describe('observability: registration, video and post flows as traces and logs a
   const { smtp, suffix } = system;
   const group = system.groups.email;
   let apiUrl = '';
-  let apps: { api: ChildApp; mailer: ChildApp };
+  let apps: Record<string, ChildApp>;
 
   // Spans end child first and are exported in batches: each parent may arrive a little after its child.
   const trace = (traceId: string) => receiver.spans.filter((s) => s.traceId === traceId);
@@ -216,11 +216,11 @@ describe('observability: registration, video and post flows as traces and logs a
           }
         });
     const sent = await waitFor('the email-service line for the sent email', () =>
-      linesOf(apps.mailer).find(
+      linesOf(apps['email-service']).find(
         (line) => line.correlationId === correlationId && /sent welcome/.test(String(line.message)),
       ),
     );
-    for (const line of [...linesOf(apps.api), ...linesOf(apps.mailer)]) {
+    for (const line of [...linesOf(apps['users-api']), ...linesOf(apps['email-service'])]) {
       expect(line).toEqual(
         expect.objectContaining({
           time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
@@ -232,27 +232,29 @@ describe('observability: registration, video and post flows as traces and logs a
     }
     // The consumer's line names the event it handled and the trace the registration started.
     expect(sent).toMatchObject({ app: 'email-service', eventType: 'email.requested.v1', eventId: expect.any(String) });
-    const registered = linesOf(apps.api).find(
+    const registered = linesOf(apps['users-api']).find(
       (line) => line.correlationId === correlationId && /registered user/.test(String(line.message)),
     );
     expect(registered?.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(sent.traceId).toBe(registered?.traceId);
     // The request lines have the correlation ids the responses echoed, the body parser's refusal included.
     await waitFor('the request lines', () => {
-      const messages = linesOf(apps.api).map((line) => `${String(line.correlationId)} ${String(line.message)}`);
+      const messages = linesOf(apps['users-api']).map(
+        (line) => `${String(line.correlationId)} ${String(line.message)}`,
+      );
       return (
         messages.some((m) => m.startsWith(`${correlationId} POST /users 201`)) &&
         messages.some((m) => m.startsWith(`${correlationId}-bad POST /users 400`))
       );
     });
     // One value per field: JSON.parse would silently keep the last of two.
-    for (const raw of (apps.api.printed + apps.mailer.printed).split('\n')) {
+    for (const raw of (apps['users-api'].printed + apps['email-service'].printed).split('\n')) {
       for (const key of ['time', 'level', 'app', 'traceId', 'correlationId', 'eventId', 'eventType']) {
         expect(raw.split(`"${key}":`).length).toBeLessThanOrEqual(2);
       }
     }
 
-    const printed = apps.api.printed + apps.mailer.printed;
+    const printed = apps['users-api'].printed + apps['email-service'].printed;
     for (const secret of [password, rejected, email, '$argon2']) expect(printed).not.toContain(secret);
   });
 });

@@ -10,6 +10,10 @@ import { startGroupAtEnd } from './kafka';
 import { freePort, TestRedis } from './redis';
 import { SmtpCatcher } from './smtp';
 
+/** The apps, as the registry lists them (`npm run apps:sync` writes scripts/apps.json from apps/registry.ts). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the generated list the shell reads too
+export const SYSTEM_APPS: string[] = (require('../../scripts/apps.json') as { name: string }[]).map((a) => a.name);
+
 export interface SystemOptions {
   /** Variables every app gets (OTEL_*, LOG_*). */
   shared?: Record<string, string>;
@@ -20,8 +24,8 @@ export interface SystemOptions {
 }
 
 /**
- * All six apps as built processes, as deployed, with their own SMTP server, Redis, media directory and consumer
- * groups (starting at the end of their topics, so earlier suites' messages are not theirs).
+ * Every app of the registry as a built process, as deployed, with their own SMTP server, Redis, media directory and
+ * consumer groups (starting at the end of their topics, so earlier suites' messages are not theirs).
  */
 export class RunningSystem {
   readonly suffix = randomUUID().slice(0, 8);
@@ -36,14 +40,8 @@ export class RunningSystem {
   apiUrl = '';
   notifierUrl = '';
   consoleUrl = '';
-  apps!: {
-    api: ChildApp;
-    mailer: ChildApp;
-    processor: ChildApp;
-    invalidator: ChildApp;
-    notifier: ChildApp;
-    console: ChildApp;
-  };
+  /** Every app of the registry (scripts/apps.json), by name. */
+  apps: Record<string, ChildApp> = {};
 
   async start(options: SystemOptions = {}): Promise<this> {
     await ensureTopics(testKafka(), ALL_TOPICS, { partitions: 3, replicationFactor: 1 });
@@ -58,53 +56,36 @@ export class RunningSystem {
       ...options.shared,
     };
     const ports: Record<string, number> = {};
-    for (const app of ['users-api', 'email-service', 'video-processor', 'cache-invalidator', 'notifier', 'console']) {
-      ports[app] = await freePort();
-    }
+    for (const app of SYSTEM_APPS) ports[app] = await freePort();
     const urlOf = (app: string) => `http://127.0.0.1:${ports[app]}`;
     this.apiUrl = urlOf('users-api');
     this.notifierUrl = urlOf('notifier');
     this.consoleUrl = urlOf('console');
-    const name = (app: string) => `${app}-${this.suffix}`;
-    const port = (app: string) => ({ ...shared, PORT: String(ports[app]) });
-    this.apps = {
-      api: new ChildApp('users-api', name('users-api'), {
-        ...port('users-api'),
+    // What each app gets on top of its port and the shared variables; an app not named here runs on its defaults.
+    const own: Record<string, Record<string, string>> = {
+      'users-api': {
         MEDIA_DIR: this.mediaDir,
         REDIS_URL: this.redis.url,
         // The console's page calls the API from its own origin.
         USERS_API_ALLOWED_ORIGINS: this.consoleUrl,
         ...options.usersApi,
-      }),
-      mailer: new ChildApp('email-service', name('email-service'), {
-        ...port('email-service'),
-        SMTP_URL: this.smtp.url,
-        EMAIL_CONSUMER_GROUP: this.groups.email,
-      }),
-      processor: new ChildApp('video-processor', name('video-processor'), {
-        ...port('video-processor'),
-        MEDIA_DIR: this.mediaDir,
-        VIDEO_CONSUMER_GROUP: this.groups.video,
-      }),
-      invalidator: new ChildApp('cache-invalidator', name('cache-invalidator'), {
-        ...port('cache-invalidator'),
-        REDIS_URL: this.redis.url,
-        CACHE_INVALIDATOR_GROUP: this.groups.cache,
-      }),
-      notifier: new ChildApp('notifier', name('notifier'), port('notifier')),
+      },
+      'email-service': { SMTP_URL: this.smtp.url, EMAIL_CONSUMER_GROUP: this.groups.email },
+      'video-processor': { MEDIA_DIR: this.mediaDir, VIDEO_CONSUMER_GROUP: this.groups.video },
+      'cache-invalidator': { REDIS_URL: this.redis.url, CACHE_INVALIDATOR_GROUP: this.groups.cache },
       // The console watches this system: its apps, its groups, its API and notifier.
-      console: new ChildApp('console', name('console'), {
-        ...port('console'),
+      console: {
         CONSOLE_API_URL: this.apiUrl,
         CONSOLE_NOTIFIER_URL: this.notifierUrl,
-        CONSOLE_APPS: Object.keys(ports)
-          .map((app) => `${app}=${urlOf(app)}`)
-          .join(','),
+        CONSOLE_APPS: SYSTEM_APPS.map((app) => `${app}=${urlOf(app)}`).join(','),
         CONSOLE_GROUPS: [this.groups.email, this.groups.video, this.groups.cache, 'users-api'].join(','),
         ...options.console,
-      }),
+      },
     };
-    // Six apps booting at once on a small machine take longer than one.
+    for (const app of SYSTEM_APPS) {
+      this.apps[app] = new ChildApp(app, `${app}-${this.suffix}`, { ...shared, PORT: String(ports[app]), ...own[app] });
+    }
+    // All the apps booting at once on a small machine take longer than one.
     await Promise.all(Object.values(this.apps).map((app) => app.start('listening on', 90_000)));
     return this;
   }

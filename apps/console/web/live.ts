@@ -6,13 +6,16 @@ export interface StreamedEvent<T> {
   data: T;
 }
 
+/** Events of each partition shown when the page loads: what happened just before it was opened. */
+const RECENT_EVENTS = 10;
+
 /** Subscribes to one event type of the notifier's stream. */
 export type On = <T>(name: string, handle: (event: StreamedEvent<T>) => void) => void;
 
 /** The notifier's live stream (what happened to users, videos and posts), with its state in the #live badge. */
 export function openLiveStream(notifierUrl: string): On {
   const live = must('#live');
-  const notifier = new EventSource(`${notifierUrl}/notifications/stream`);
+  const notifier = new EventSource(`${notifierUrl}/notifications/stream?recent=${RECENT_EVENTS}`);
   notifier.onopen = () => {
     live.textContent = 'live';
     live.className = 'badge ok';

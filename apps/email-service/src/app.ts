@@ -7,4 +7,5 @@ export const emailServiceApp = defineApp({
   name: 'email-service',
   schema: emailServiceConfigSchema,
   module: (config) => AppModule.register(config),
+  assets: ['**/*.hbs'],
 });

@@ -79,6 +79,8 @@ export interface AppDefinition<S extends ConfigSchema = ConfigSchema> {
   kafkaRequiredForReady?: boolean;
   /** Cross-origin reads the app allows (none unless given). */
   cors?(config: z.infer<S>): CorsOptions;
+  /** Files under the app's src copied beside its build (globs, e.g. templates); `npm run apps:sync` reads them. */
+  assets?: readonly string[];
 }
 
 export function defineApp<S extends ConfigSchema>(definition: AppDefinition<S>): AppDefinition<S> {

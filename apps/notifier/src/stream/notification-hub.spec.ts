@@ -144,6 +144,35 @@ describe('NotificationHub: the live feed has no gap and no repeat', () => {
   });
 });
 
+describe('NotificationHub: a stream with the recent events first', () => {
+  it('replays the last N events of a partition, then goes on live, and a resume wins over it', async () => {
+    const log = new Map([0, 1, 2, 3, 4].map((offset) => [offset, value(offset + 1)] as [number, string]));
+    const { hub } = await hubOver(log);
+    const client = fakeStream();
+    await hub.open(client.request, client.response, { recent: 2 });
+    expect(versions(client.frames)).toEqual([4, 5]);
+    const ready = JSON.parse(client.frames.find((f) => f.event === 'ready')!.data) as Record<string, unknown>;
+    expect(ready).toMatchObject({ resumed: false, replaying: 2 });
+    log.set(5, value(6));
+    await publish(hub, log.get(5)!, 5);
+    expect(versions(client.frames)).toEqual([4, 5, 6]);
+
+    const resumed = fakeStream();
+    await hub.open(resumed.request, resumed.response, { recent: 2, lastEventId: client.frames.at(-1)!.id });
+    expect(versions(resumed.frames)).toEqual([]);
+    hub.onModuleDestroy();
+  });
+
+  it('replays no further back than the topic holds', async () => {
+    const log = new Map([[3, value(1)]]);
+    const { hub } = await hubOver(log, 3);
+    const client = fakeStream();
+    await hub.open(client.request, client.response, { recent: 50 });
+    expect(versions(client.frames)).toEqual([1]);
+    hub.onModuleDestroy();
+  });
+});
+
 describe('RecentEvents', () => {
   it('forgets the least recently seen ids first', () => {
     const recent = new RecentEvents(2);

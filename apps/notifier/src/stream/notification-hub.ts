@@ -180,11 +180,14 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     this.log.warn(`the live feed skipped ${where}; filled from the topic`);
   }
 
-  /** Opens a stream: from now, or (with a last event id) from where the client left off. */
+  /**
+   * Opens a stream: from now, from where the client left off (a last event id), or with the last `recent` events
+   * of each partition first (a page that shows what happened before it loaded).
+   */
   async open(
     request: Request,
     response: Response,
-    options: { types?: ReadonlySet<string>; lastEventId?: string },
+    options: { types?: ReadonlySet<string>; lastEventId?: string; recent?: number },
   ): Promise<void> {
     if (this.clients.size >= this.config.NOTIFIER_MAX_CLIENTS) {
       throw new StreamRefusedError(503, 'NOTIFIER.FULL', `this replica serves ${this.clients.size} streams already`);
@@ -197,6 +200,9 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
         throw new StreamRefusedError(400, 'NOTIFIER.BAD_LAST_EVENT_ID', `Last-Event-ID ${errorMessageOf(error)}`);
       }
     }
+    // A resume wins over `recent`: EventSource reconnects to the same URL with Last-Event-ID.
+    const recent = from === undefined ? options.recent : undefined;
+    if (recent !== undefined) from = {};
     // No stream before the feed's positions are known: it starts where the consumer will.
     const now = copyPositions(await this.live.current());
 
@@ -236,7 +242,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
       for (const topic of STREAM_TOPICS) {
         to[topic] = bounds[topic].map((b) => b.high);
         bounds[topic].forEach(({ low, high }, partition) => {
-          const at = (from[topic] ??= [])[partition] ?? low;
+          const at = (from[topic] ??= [])[partition] ?? (recent === undefined ? low : Math.max(low, high - recent));
           from[topic][partition] = at;
           if (at < low) unreachable ??= `${topic}[${partition}] no longer holds offset ${at} (retention)`;
           else if (at > high)
@@ -261,7 +267,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
         return;
       }
       client.moveTo(from);
-      client.control('ready', { replica: this.replica, resumed: true, replaying: missed });
+      client.control('ready', { replica: this.replica, resumed: recent === undefined, replaying: missed });
       const replay = (message: HistoryMessage) => {
         const event = fromHistory(message);
         if (event.eventId !== undefined) this.recent.record(event.eventId, event);
@@ -272,7 +278,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
         groupPrefix: `notifier.${this.replica}`,
         timeoutMs: 60_000,
       });
-      this.resumes.inc({ outcome: 'replayed' });
+      this.resumes.inc({ outcome: recent === undefined ? 'replayed' : 'recent' });
       client.goLive();
     } catch (error) {
       if (gone.signal.aborted) return;
