@@ -17,7 +17,8 @@ const transform = {
   ],
 };
 const moduleNameMapper = {
-  '^@app/(contracts|messaging|inbox|outbox|config|database|runtime|media|cache|telemetry)$': '<rootDir>/libs/$1/src',
+  '^@app/(contracts|messaging|inbox|outbox|config|database|runtime|media|cache|telemetry|auth)$':
+    '<rootDir>/libs/$1/src',
 };
 const common = { rootDir: __dirname, testEnvironment: 'node', transform, moduleNameMapper };
 

@@ -9,6 +9,8 @@ import { z } from 'zod';
 import {
   APP_CONFIG_SCHEMAS,
   consoleEnv,
+  authIssueEnv,
+  authVerifyEnv,
   consumerEnv,
   databaseEnv,
   ffmpegEnv,
@@ -29,7 +31,7 @@ const APPS = Object.keys(APP_CONFIG_SCHEMAS) as App[];
 const WIDTH = 120;
 
 /** Names whose values are credentials: never shown with a value, default or example. */
-export const isSecret = (name: string): boolean => /PASSWORD|SECRET|TOKEN/.test(name);
+export const isSecret = (name: string): boolean => /PASSWORD|SECRET|_TOKEN$|SIGNING_KEYS/.test(name);
 
 /** The shared groups of fields.ts, in the order the reference shows them; an app's own fields follow, by app. */
 const GROUPS: { title: string; about: string; fields: Record<string, unknown> }[] = [
@@ -52,7 +54,16 @@ const GROUPS: { title: string; about: string; fields: Record<string, unknown> }[
   { title: 'Video uploads', about: 'What users-api accepts as a video upload.', fields: videoUploadEnv },
   { title: 'Video processing', about: 'How the video processor runs ffmpeg and holds a job.', fields: ffmpegEnv },
   { title: 'Notifier', about: 'The notifier’s Server-Sent Events stream.', fields: notifierEnv },
-  { title: 'Console', about: 'The web console users-api serves at /console.', fields: consoleEnv },
+  {
+    title: 'Console',
+    about: 'The web console (apps/console): its page, system view and dead-letter tools.',
+    fields: consoleEnv,
+  },
+  {
+    title: 'Sign-in',
+    about: 'Access tokens: users-api signs them, every app verifies them against its public keys.',
+    fields: { ...authVerifyEnv, ...authIssueEnv },
+  },
 ];
 
 export interface FieldDoc {

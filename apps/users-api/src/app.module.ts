@@ -14,8 +14,10 @@ import { Initial1764000000000 } from './migrations/1764000000000-initial';
 import { OutboxParking1764100000000 } from './migrations/1764100000000-outbox-parking';
 import { Videos1764200000000 } from './migrations/1764200000000-videos';
 import { Posts1764300000000 } from './migrations/1764300000000-posts';
+import { Sessions1764400000000 } from './migrations/1764400000000-sessions';
 import { PostsModule } from './posts/posts.module';
 import { SCHEMA } from './schema';
+import { SessionsModule } from './sessions/sessions.module';
 import { User } from './users/user.entity';
 import { UsersModule } from './users/users.module';
 import { VideosModule } from './videos/videos.module';
@@ -29,7 +31,13 @@ export class AppModule {
         DatabaseModule.forApp({
           schema: SCHEMA,
           entities: [User, OutboxMessage, InboxRecord],
-          migrations: [Initial1764000000000, OutboxParking1764100000000, Videos1764200000000, Posts1764300000000],
+          migrations: [
+            Initial1764000000000,
+            OutboxParking1764100000000,
+            Videos1764200000000,
+            Posts1764300000000,
+            Sessions1764400000000,
+          ],
           applicationName: 'users-api',
         }),
         OutboxModule.forRoot({ schema: SCHEMA }),
@@ -40,6 +48,7 @@ export class AppModule {
           // Probes and scrapes are not clients: a load balancer's health checks must not eat a client's budget.
           skipIf: (context) => isOperationsPath(context.switchToHttp().getRequest<{ path?: string }>().path),
         }),
+        SessionsModule,
         UsersModule,
         VideosModule,
         PostsModule,

@@ -18,6 +18,8 @@ import {
   postgresUrl,
   consoleEnv,
   usersApiHttpEnv,
+  authIssueEnv,
+  authVerifyEnv,
 } from './fields';
 
 /**
@@ -46,6 +48,7 @@ export const usersApiConfigSchema = z
     ...videoUploadEnv,
     ...redisEnv,
     ...usersApiHttpEnv,
+    ...authIssueEnv,
     ...httpEnv(APP_PORTS['users-api']),
     RATE_LIMIT_PER_MINUTE: env.int(1, 1_000_000).default(120).describe('Requests per client IP per minute, then 429.'),
     OUTBOX_RELAY_ENABLED: env.bool
@@ -91,6 +94,16 @@ export const usersApiConfigSchema = z
   })
   .superRefine(checkKafka)
   .superRefine(checkDatabase)
+  .superRefine((cfg, ctx) => {
+    if (cfg.NODE_ENV === 'production' && cfg.AUTH_SIGNING_KEYS === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AUTH_SIGNING_KEYS'],
+        message:
+          'is required with NODE_ENV=production (a key made at boot would die with the process): npm run auth:keys',
+      });
+    }
+  })
   .superRefine((cfg, ctx) => {
     const least = Math.max(
       cfg.OUTBOX_IDLE_POLL_MS + clientQueryTimeoutMs(cfg.DATABASE_STATEMENT_TIMEOUT_MS),
@@ -192,12 +205,26 @@ export const cacheInvalidatorConfigSchema = z
   .superRefine(checkKafka);
 
 export const notifierConfigSchema = z
-  .object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...notifierEnv, ...httpEnv(APP_PORTS.notifier) })
+  .object({
+    ...kafkaEnv,
+    ...logEnv,
+    ...consumerEnv,
+    ...notifierEnv,
+    ...authVerifyEnv,
+    ...httpEnv(APP_PORTS.notifier),
+  })
   .superRefine(checkKafka);
 
 /** The web console: Kafka (as its own principal), logging, HTTP and what the page shows. */
 export const consoleConfigSchema = z
-  .object({ ...kafkaEnv, ...logEnv, ...consumerEnv, ...consoleEnv, ...httpEnv(APP_PORTS.console) })
+  .object({
+    ...kafkaEnv,
+    ...logEnv,
+    ...consumerEnv,
+    ...consoleEnv,
+    ...authVerifyEnv,
+    ...httpEnv(APP_PORTS.console),
+  })
   .superRefine(checkKafka);
 
 /** The outbox CLI: the database of the app whose outbox it looks at. */

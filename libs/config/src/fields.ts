@@ -398,3 +398,81 @@ export const consoleEnv = {
     .default('dist/console/web')
     .describe('The compiled page (`npm run build` writes it).'),
 };
+
+/** Who issues access tokens and where their public keys are: every app that verifies a signed-in user. */
+export const authVerifyEnv = {
+  AUTH_ISSUER: z
+    .string()
+    .min(1)
+    .default('kafka-nest')
+    .describe('The `iss` of access tokens: users-api signs with it, every other app accepts only it.'),
+  AUTH_JWKS_URL: httpUrl
+    .default('http://127.0.0.1:3000/.well-known/jwks.json')
+    .describe(
+      "users-api's public keys (JWKS) as this app reaches it: access tokens are verified against them, without a " +
+        'database call; an unknown key id fetches them again (at most every 30 s).',
+    ),
+};
+
+/** A JWK Set of private P-256 keys, each with its `kid`: the first signs, all are published for verification. */
+const signingKeys = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be a JWK Set in JSON: {"keys":[…]} (npm run auth:keys makes one)',
+      });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.object({
+      keys: z
+        .array(
+          z
+            .object({
+              kty: z.literal('EC', { error: 'each key must be an EC key (kty "EC")' }),
+              crv: z.literal('P-256', { error: 'each key must be on P-256 (ES256)' }),
+              kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'each key needs a kid (letters, digits, ._-)' }),
+              x: z.string(),
+              y: z.string(),
+              d: z.string({ error: 'each key must be a private key (with "d")' }),
+            })
+            .loose(),
+        )
+        .min(1, { error: 'give at least one key' })
+        .refine((keys) => new Set(keys.map((k) => k.kid)).size === keys.length, { error: 'each kid only once' }),
+    }),
+  );
+
+/** users-api's sign-in: the keys it signs access tokens with and how long tokens live. */
+export const authIssueEnv = {
+  AUTH_ISSUER: authVerifyEnv.AUTH_ISSUER,
+  AUTH_SIGNING_KEYS: signingKeys
+    .optional()
+    .describe(
+      'The private keys access tokens are signed with (ES256), as a JWK Set: the first key signs, every key is ' +
+        'published at `/.well-known/jwks.json`. Rotate by putting a new key first and dropping the old one once the ' +
+        'tokens it signed have expired. `npm run auth:keys` prints one. Unset: a key is made at boot and lives as ' +
+        'long as the process (a warning says so); refused with NODE_ENV=production. A secret.',
+    ),
+  AUTH_ACCESS_TOKEN_TTL_SECONDS: int(30, 86_400)
+    .default(900)
+    .describe('How long an access token is valid; signing out ends the refresh token, not a token already issued.'),
+  AUTH_REFRESH_TOKEN_TTL_SECONDS: int(300, 31_536_000)
+    .default(2_592_000)
+    .describe('How long a refresh token is valid (each refresh issues a new one and ends the old).'),
+  AUTH_SIGN_IN_MAX_FAILURES: int(1, 1000)
+    .default(5)
+    .describe('Failed sign-ins of one account per window before its sign-ins answer 429.'),
+  AUTH_SIGN_IN_MAX_CLIENT_FAILURES: int(1, 100_000)
+    .default(20)
+    .describe('Failed sign-ins from one client address per window (any accounts) before they answer 429.'),
+  AUTH_SIGN_IN_WINDOW_SECONDS: int(10, 86_400)
+    .default(900)
+    .describe('The window failed sign-ins are counted in; a refused client may try again when it ends.'),
+  NODE_ENV: z.string().optional().describe('`production` makes AUTH_SIGNING_KEYS required (the image sets it).'),
+};

@@ -36,6 +36,9 @@ export class ApiErrorFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? exception : String(exception));
     }
     if (body.statusCode === 401) response.setHeader('WWW-Authenticate', 'Bearer');
+    if (exception instanceof AppError) {
+      for (const [name, value] of Object.entries(exception.headers ?? {})) response.setHeader(name, value);
+    }
     response.status(body.statusCode).json(body);
   }
 

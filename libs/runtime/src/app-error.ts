@@ -6,6 +6,8 @@ export abstract class AppError extends Error {
   abstract readonly code: string;
   abstract readonly status: number;
   readonly details?: readonly FieldError[];
+  /** Headers the answer carries (`Retry-After` of a 429). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface FieldError {

@@ -17,6 +17,10 @@ export class User {
   @Column({ name: 'password_hash', type: 'text', select: false })
   passwordHash!: string;
 
+  /** `user`, or `admin` (granted by `npm run users -- grant-admin <email>`). */
+  @Column({ type: 'text', default: 'user' })
+  role!: 'user' | 'admin';
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }

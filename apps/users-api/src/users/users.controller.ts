@@ -1,8 +1,9 @@
 import { Body, Controller, Get, Header, HttpCode, Param, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { PublicUserResponse, RegisterUserBody, UserIdParam, UserResponse } from './users.schemas';
+import { AccountResponse, PublicUserResponse, RegisterUserBody, UserIdParam, UserResponse } from './users.schemas';
 import { UsersService } from './users.service';
 import { CorrelationId } from '@app/runtime';
+import { Authenticated, CurrentUser, Identity } from '@app/auth';
 
 /** Answers about people are never stored by browsers or shared caches (Cache-Control: no-store on each route). */
 @Controller('users')
@@ -20,6 +21,14 @@ export class UsersController {
     const user = await this.users.register(body, correlationId);
     response.setHeader('Location', `/users/${user.id}`);
     return user;
+  }
+
+  /** The signed-in user's own account, with the email address and the role. */
+  @Get('me')
+  @Header('Cache-Control', 'no-store')
+  @Authenticated()
+  me(@CurrentUser() identity: Identity): Promise<AccountResponse> {
+    return this.users.findOwn(identity.userId);
   }
 
   @Get(':id')

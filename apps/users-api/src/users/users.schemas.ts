@@ -40,3 +40,8 @@ export interface UserResponse {
 
 /** What anyone may read about a user: no email address or other personal data. */
 export type PublicUserResponse = Omit<UserResponse, 'email'>;
+
+/** The account as its owner reads it (GET /users/me): the role too. */
+export interface AccountResponse extends UserResponse {
+  role: 'user' | 'admin';
+}

@@ -6,7 +6,7 @@ import { pgErrorOf, PgErrorCode } from '@app/database';
 import { OutboxWriter } from '@app/outbox';
 import { ConflictError, NotFoundError } from '../common/app-error';
 import { User } from './user.entity';
-import { PublicUserResponse, RegisterUserBody, UserResponse } from './users.schemas';
+import { AccountResponse, PublicUserResponse, RegisterUserBody, UserResponse } from './users.schemas';
 
 /** OWASP's minimum argon2id parameters: 19 MiB, 2 iterations, 1 lane. */
 export const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 } as const;
@@ -66,6 +66,13 @@ export class UsersService {
     if (!user) throw new NotFoundError('USER.NOT_FOUND', `No user with id ${id}`);
     const { email: _email, ...profile } = toResponse(user);
     return profile;
+  }
+
+  /** The signed-in user's own account. */
+  async findOwn(id: string): Promise<AccountResponse> {
+    const user = await this.dataSource.getRepository(User).findOneBy({ id });
+    if (!user) throw new NotFoundError('USER.NOT_FOUND', 'This account no longer exists');
+    return { ...toResponse(user), role: user.role };
   }
 
   private mapConflict(error: unknown): unknown {

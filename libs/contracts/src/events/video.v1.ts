@@ -23,10 +23,17 @@ export const VideoMetadata = z
 
 export type VideoMetadata = z.infer<typeof VideoMetadata>;
 
+/**
+ * The user who uploaded the video: the notifier sends its progress and result to them only. Optional, an addition
+ * to v1 that old events do not carry (deploy consumers first): an event without it reaches no one's private stream.
+ */
+const ownerId = z.uuid().optional();
+
 /** A video was uploaded and waits to be processed. Topic `video-processing`, key: the video id. */
 export const VideoSubmittedV1 = z
   .object({
     videoId: z.uuid(),
+    ownerId,
     /** The uploaded file in media storage. */
     sourceKey: storageKey,
     /** The container the upload was recognised as by its content (`mp4`, `mov`, `webm`, `mkv`, …). */
@@ -39,6 +46,7 @@ export const VideoSubmittedV1 = z
 export const VideoProgressV1 = z
   .object({
     videoId: z.uuid(),
+    ownerId,
     progress: z.number().int().min(0).max(100),
     stage: z.enum(['probing', 'thumbnail', 'preview']),
     attempt: z.number().int().positive(),
@@ -49,6 +57,7 @@ export const VideoProgressV1 = z
 export const VideoProcessedV1 = z
   .object({
     videoId: z.uuid(),
+    ownerId,
     metadata: VideoMetadata,
     thumbnailKey: storageKey,
     previewKey: storageKey,
@@ -62,6 +71,7 @@ export const VideoProcessedV1 = z
 export const VideoFailedV1 = z
   .object({
     videoId: z.uuid(),
+    ownerId,
     reason: singleLine(1, 1000),
     /** True when no retry could help (not a video, corrupt); false when retriable attempts ran out. */
     permanent: z.boolean(),
