@@ -44,7 +44,7 @@ export async function signIn(apiUrl: string, email: string, password: string): P
 /** Registers a new user (`POST /users`) and signs them in (`POST /sessions`). */
 export async function signUp(apiUrl: string, name = `u${randomUUID().slice(0, 10)}`): Promise<Account> {
   const email = `${name}@example.com`;
-  const password = `a long password for ${name}`;
+  const password = `correct horse battery ${randomUUID().slice(0, 6)} staple`;
   const registered = await fetch(`${apiUrl}/users`, json({ email, username: name, password }));
   if (registered.status !== 201)
     throw new Error(`registration of ${name}: ${registered.status} ${await registered.text()}`);
