@@ -78,6 +78,18 @@ export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PO
 CONSOLE_ADMIN_TOKEN="${CONSOLE_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CONSOLE_ADMIN_TOKEN
 
+# users-api signs access tokens with a key kept in .run/ across restarts (signed-in clients stay signed in), unless
+# AUTH_SIGNING_KEYS is given. A development key only: production takes it from a secret store.
+if [ -z "${AUTH_SIGNING_KEYS:-}" ]; then
+  mkdir -p .run
+  if [ ! -s .run/auth-signing-keys.json ]; then
+    (umask 077 && node -r @swc-node/register apps/users-api/src/users/users.cli.ts keys > .run/auth-signing-keys.json)
+  fi
+  AUTH_SIGNING_KEYS="$(cat .run/auth-signing-keys.json)"
+  export AUTH_SIGNING_KEYS
+fi
+export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
+
 for app in "${APPS[@]}"; do
   # Own sessions: Ctrl-C reaches only this script, which then sends each app one SIGTERM and waits for it to drain.
   PORT="${PORTS[$app]}" setsid node "$(app_entry "$app")" > >(setsid sed -u "s/^/[$app] /") 2>&1 &
