@@ -325,11 +325,22 @@ export const notifierEnv = {
     .default(10_000)
     .describe('Open streams per replica; one more is refused with 503.'),
   NOTIFIER_ALLOWED_ORIGINS: originList
-    .prefault('*')
+    .prefault('http://127.0.0.1:3005,http://localhost:3005')
     .describe(
-      'Web pages on other origins allowed to read the stream (the console): `*`, or a comma-separated list of ' +
-        'origins (`http://127.0.0.1:3005`). The stream is public and takes no credentials.',
+      'Web pages on other origins allowed to read the streams (the console): a comma-separated list of origins, ' +
+        'which may also sign in to the per-user stream (its cookie); `*` lets any page read the public stream ' +
+        'only, never with credentials.',
     ),
+  NOTIFIER_STREAM_SECRET: z
+    .string()
+    .min(32, { error: 'at least 32 characters' })
+    .optional()
+    .describe(
+      "Keys the MAC that makes stream event ids (Last-Event-ID) and the per-user stream's cookie unforgeable; the " +
+        'same on every replica, or a client cannot resume on another. Unset: made at boot (a warning says so; ids ' +
+        'and cookies die with the process); required with NODE_ENV=production. A secret.',
+    ),
+  NODE_ENV: z.string().optional().describe('`production` makes NOTIFIER_STREAM_SECRET required (the image sets it).'),
 };
 
 /** users-api's HTTP API as other web pages may call it. */
