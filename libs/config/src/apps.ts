@@ -211,6 +211,7 @@ export const notifierConfigSchema = z
     ...consumerEnv,
     ...notifierEnv,
     ...authVerifyEnv,
+    NODE_ENV: authIssueEnv.NODE_ENV,
     ...httpEnv(APP_PORTS.notifier),
   })
   .superRefine(checkKafka)

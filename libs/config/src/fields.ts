@@ -305,6 +305,15 @@ const originList = commaList(
   z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]),
 );
 
+/** `production` in the image: secrets an app would otherwise make at boot are required. */
+const nodeEnv = z
+  .string()
+  .optional()
+  .describe(
+    '`production` makes AUTH_SIGNING_KEYS (users-api) and NOTIFIER_STREAM_SECRET (the notifier) required (the image ' +
+      'sets it).',
+  );
+
 /** The notifier's Server-Sent Events stream. */
 export const notifierEnv = {
   NOTIFIER_HEARTBEAT_MS: int(1000, 300_000)
@@ -340,7 +349,6 @@ export const notifierEnv = {
         'same on every replica, or a client cannot resume on another. Unset: made at boot (a warning says so; ids ' +
         'and cookies die with the process); required with NODE_ENV=production. A secret.',
     ),
-  NODE_ENV: z.string().optional().describe('`production` makes NOTIFIER_STREAM_SECRET required (the image sets it).'),
 };
 
 /** users-api's HTTP API as other web pages may call it. */
@@ -485,5 +493,5 @@ export const authIssueEnv = {
   AUTH_SIGN_IN_WINDOW_SECONDS: int(10, 86_400)
     .default(900)
     .describe('The window failed sign-ins are counted in; a refused client may try again when it ends.'),
-  NODE_ENV: z.string().optional().describe('`production` makes AUTH_SIGNING_KEYS required (the image sets it).'),
+  NODE_ENV: nodeEnv,
 };
