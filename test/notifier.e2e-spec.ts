@@ -333,6 +333,25 @@ describe('notifier: live notifications over Server-Sent Events', () => {
     const out = await fetch(`${notifier.url}/notifications/session`, { method: 'DELETE', headers: aliceCookie });
     expect(out.status).toBe(204);
     expect(out.headers.getSetCookie()[0]).toMatch(/^notifier_session=; Path=\/notifications; Expires=Thu, 01 Jan 1970/);
+    // CORS: the console's origin may send the cookie; another site's page may read nothing; with `*`,
+    // any page may read the public stream, never with credentials.
+    const corsOf = async (url: string, origin: string) => {
+      const answer = await fetch(`${url}/notifications/session`, { method: 'POST', headers: { origin, ...bob.auth } });
+      return {
+        status: answer.status,
+        origin: answer.headers.get('access-control-allow-origin'),
+        credentials: answer.headers.get('access-control-allow-credentials'),
+      };
+    };
+    expect(await corsOf(notifier.url, 'http://127.0.0.1:3005')).toEqual({
+      status: 204,
+      origin: 'http://127.0.0.1:3005',
+      credentials: 'true',
+    });
+    // No Access-Control-Allow-Origin: the browser lets that page read nothing (whatever else the answer says).
+    expect(await corsOf(notifier.url, 'https://evil.example')).toMatchObject({ origin: null });
+    const anyOrigin = await bootNotifier({ NOTIFIER_ALLOWED_ORIGINS: '*' });
+    expect(await corsOf(anyOrigin.url, 'https://evil.example')).toMatchObject({ origin: '*', credentials: null });
     const anonymous = await openMine(notifier.url, {});
     expect(anonymous.status).toBe(401);
     expect(JSON.parse(anonymous.body)).toMatchObject({ code: 'AUTH.TOKEN_MISSING' });
