@@ -126,7 +126,8 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
       }
       for (const entry of container.env ?? []) {
         env[entry.name] =
-          entry.value ?? (entry.name === 'DATABASE_URL' ? 'postgres://db/kafka_nest' : 'a-value-from-a-secret');
+          entry.value ??
+          (entry.name === 'DATABASE_URL' ? 'postgres://db/kafka_nest' : 'a-value-from-a-secret-long-enough-for-any');
       }
       // The CA is a mounted secret in the cluster; here any readable file stands in for it.
       if (env.KAFKA_SSL_CA_FILE) env.KAFKA_SSL_CA_FILE = __filename;
@@ -148,7 +149,13 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
       expect(Object.keys(env).filter((name) => !known.includes(name))).toEqual([]);
       expect(() => loadConfig(app, APP_CONFIG_SCHEMAS[app], env)).not.toThrow();
       // Secrets come from Secrets only.
-      for (const secret of ['KAFKA_SASL_PASSWORD', 'DATABASE_URL', 'SMTP_PASSWORD', 'CONSOLE_ADMIN_TOKEN']) {
+      for (const secret of [
+        'KAFKA_SASL_PASSWORD',
+        'DATABASE_URL',
+        'SMTP_PASSWORD',
+        'CONSOLE_ADMIN_TOKEN',
+        'NOTIFIER_STREAM_SECRET',
+      ]) {
         expect(configMap.data[secret]).toBeUndefined();
         const entry = container.env?.find((e) => e.name === secret);
         if (entry) expect(entry).toMatchObject({ valueFrom: { secretKeyRef: { key: secret } } });
