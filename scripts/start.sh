@@ -73,6 +73,10 @@ export CONSOLE_APPS
 export CONSOLE_API_URL="${CONSOLE_API_URL:-http://$HOST:${PORTS[users-api]}}"
 export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://$HOST:${PORTS[notifier]}}"
 export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
+# The notifier lets the console's page read its streams (the per-user one with its cookie) and checks sign-ins
+# against users-api's keys.
+export NOTIFIER_ALLOWED_ORIGINS="${NOTIFIER_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
+export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
 [ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
 # Replay and purge in the console need a token: one for this run unless given.
 CONSOLE_ADMIN_TOKEN="${CONSOLE_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"

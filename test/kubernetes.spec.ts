@@ -130,7 +130,8 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
           DATABASE_URL: () => 'postgres://db/kafka_nest',
           AUTH_SIGNING_KEYS: () => newSigningKeySet(),
         };
-        env[entry.name] = entry.value ?? (placeholder[entry.name] ?? (() => 'a-value-from-a-secret'))();
+        env[entry.name] =
+          entry.value ?? (placeholder[entry.name] ?? (() => 'a-value-from-a-secret-long-enough-for-any'))();
       }
       // As the image runs them; users-api then needs its signing keys from the Secret.
       if (app === 'users-api') env.NODE_ENV = 'production';
@@ -160,6 +161,7 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
         'SMTP_PASSWORD',
         'CONSOLE_ADMIN_TOKEN',
         'AUTH_SIGNING_KEYS',
+        'NOTIFIER_STREAM_SECRET',
       ]) {
         expect(configMap.data[secret]).toBeUndefined();
         const entry = container.env?.find((e) => e.name === secret);

@@ -11,5 +11,10 @@ export interface Identity {
   sessionId: string;
 }
 
+/** An identity as a verified access token gives it: with the moment the token stops being valid. */
+export interface VerifiedIdentity extends Identity {
+  expiresAt: Date;
+}
+
 /** The `aud` of every access token: the apps of this system. */
 export const ACCESS_TOKEN_AUDIENCE = 'kafka-nest';
