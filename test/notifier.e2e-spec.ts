@@ -6,6 +6,7 @@ import { ensureTopics, toRecord } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import type { Producer } from 'kafkajs';
 import { notifierApp } from '../apps/notifier/src/app';
+import { signUp } from './support/accounts';
 import { bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
@@ -98,17 +99,11 @@ describe('notifier: live notifications over Server-Sent Events', () => {
     const [onA, onB] = [await open(a.url), await open(b.url)];
     for (const stream of [onA, onB]) await stream.waitFor('the ready event', (s) => s.named('ready').length === 1);
 
-    const name = `sse${randomUUID().slice(0, 8)}`;
-    const user = await fetch(`${api.url}/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `${name}@example.com`, username: name, password: 'a long password 1' }),
-    });
-    const authorId = ((await user.json()) as { id: string }).id;
+    const author = await signUp(api.url);
     const created = await fetch(`${api.url}/posts`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'hello subscribers', body: 'first post', authorId }),
+      headers: { 'content-type': 'application/json', ...author.auth },
+      body: JSON.stringify({ title: 'hello subscribers', body: 'first post' }),
     });
     const post = (await created.json()) as { id: string };
     const videoId = randomUUID();
