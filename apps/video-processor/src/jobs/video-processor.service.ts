@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, VideoProcessorConfig } from '@app/config';
 import type { EventOf, PayloadOf, VideoMetadata } from '@app/contracts';
 import { MEDIA_STORAGE, MediaStorage } from '@app/media';
-import { ClaimLostError, HeldClaim, heldClaim } from '@app/inbox';
+import { boundedQuery, ClaimLostError, claimQueryTimeoutMs, HeldClaim, heldClaim } from '@app/inbox';
 import { ConsumeContext, errorMessageOf, EventProducer, PermanentError, withSpan } from '@app/messaging';
 import { probe } from '../media/probe';
 import { NotAVideoError, runTool, ToolStoppedError } from '../media/tool';
@@ -86,11 +86,11 @@ export class VideoProcessorService {
 
   /** `video.deleted.v1` on this replica's live feed: recorded, and the video's job here (if any) is stopped. */
   async stop(videoId: string): Promise<void> {
-    await this.markDeleted(videoId);
     for (const job of this.running.get(videoId) ?? []) {
       this.logger.log(`video ${videoId} was deleted by its owner: stopping its job`);
       job.abort(new VideoDeletedError(`video ${videoId} was deleted by its owner`));
     }
+    await this.markDeleted(videoId);
   }
 
   /** `video.deleted.v1` in the work queue: recorded first (so a run that moves outputs later sees it), then removed. */
@@ -101,12 +101,15 @@ export class VideoProcessorService {
     this.logger.log(`video ${data.videoId} deleted: upload and renditions removed`);
   }
 
+  /** Bounded like the claim statements: a silent database fails the check (retried), it never hangs the job. */
   private async isDeleted(videoId: string): Promise<boolean> {
-    const rows = await this.dataSource.query<unknown[]>(
+    const { rowCount } = await boundedQuery(
+      this.dataSource,
       `SELECT 1 FROM "${SCHEMA}".deleted_videos WHERE video_id = $1`,
       [videoId],
+      claimQueryTimeoutMs(this.config.VIDEO_LEASE_MS),
     );
-    return rows.length > 0;
+    return (rowCount ?? 0) > 0;
   }
 
   private async markDeleted(videoId: string): Promise<void> {
@@ -200,7 +203,13 @@ export class VideoProcessorService {
       this.logger.log(`video ${videoId} processed (attempt ${attempt}, ${metadata.durationSeconds} s)`);
     } catch (error) {
       await this.storage.deletePrefix(scratch).catch(() => undefined);
-      if (!resultPending && (deleted.aborted || (await this.isDeleted(videoId).catch(() => false)))) {
+      // Stopped by the deletion, or failed because the deletion removed the files under it (another replica handled
+      // it): not the video's failure. A run that lost its claim or shuts down leaves that to the next run.
+      const stoppedForDeletion =
+        deleted.aborted ||
+        error instanceof VideoDeletedError ||
+        (!lostOrStopped(error) && !signal.aborted && (await this.isDeleted(videoId).catch(() => false)));
+      if (!resultPending && stoppedForDeletion) {
         await this.storage.deletePrefix(directory).catch(() => undefined);
         await this.storage.delete(sourceKey).catch(() => undefined);
         this.logger.log(`video ${videoId} was deleted by its owner: job stopped, its outputs removed`);
