@@ -18,6 +18,7 @@ import { TokenVerifier } from './token-verifier';
 export const TOKEN_VERIFIER = Symbol('TOKEN_VERIFIER');
 
 const REQUIRED_ROLE = 'auth:role';
+const OPTIONAL = 'auth:optional';
 
 type AuthenticatedRequest = Request & { identity?: Identity };
 
@@ -38,6 +39,13 @@ export class BearerAuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const optional = this.reflector.getAllAndOverride<boolean | undefined>(OPTIONAL, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    const header = request.headers.authorization;
+    // No credentials at all on an optional route: anonymous. Credentials that are sent are checked all the same.
+    if (optional && (header === undefined || header.trim() === '')) return true;
     const identity = await this.verifier.verify(bearerTokenOf(request.headers.authorization));
     const role = this.reflector.getAllAndOverride<Role | undefined>(REQUIRED_ROLE, [
       context.getHandler(),
@@ -53,9 +61,23 @@ export class BearerAuthGuard implements CanActivate {
 export const Authenticated = (role: Role = 'user') =>
   applyDecorators(SetMetadata(REQUIRED_ROLE, role), UseGuards(BearerAuthGuard));
 
+/**
+ * The route serves anonymous callers too (`OptionalUser()` is then undefined), and knows the user when a Bearer token
+ * is sent; a token that is sent but does not hold is refused (401) as on `@Authenticated()` routes. For answers that
+ * must not tell "not yours" from "not there" (404 to everyone but the owner).
+ */
+export const OptionallyAuthenticated = () =>
+  applyDecorators(SetMetadata(REQUIRED_ROLE, 'user'), SetMetadata(OPTIONAL, true), UseGuards(BearerAuthGuard));
+
 /** The signed-in user of an `@Authenticated()` route. */
 export const CurrentUser = createParamDecorator((_data: unknown, context: ExecutionContext): Identity => {
   const identity = context.switchToHttp().getRequest<AuthenticatedRequest>().identity;
   if (!identity) throw AuthError.missing();
   return identity;
 });
+
+/** The signed-in user of an `@OptionallyAuthenticated()` route, or undefined for an anonymous caller. */
+export const OptionalUser = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): Identity | undefined =>
+    context.switchToHttp().getRequest<AuthenticatedRequest>().identity,
+);

@@ -1,6 +1,14 @@
 export { AuthError } from './auth-errors';
 export { AuthModule } from './auth.module';
-export { Authenticated, BearerAuthGuard, bearerTokenOf, CurrentUser, TOKEN_VERIFIER } from './bearer-auth.guard';
+export {
+  Authenticated,
+  BearerAuthGuard,
+  bearerTokenOf,
+  CurrentUser,
+  OptionallyAuthenticated,
+  OptionalUser,
+  TOKEN_VERIFIER,
+} from './bearer-auth.guard';
 export { ACCESS_TOKEN_AUDIENCE, ROLES } from './identity';
 export type { Identity, Role, VerifiedIdentity } from './identity';
 export { SigningKeys } from './signing-keys';
