@@ -65,16 +65,21 @@ describe('the README tour, as written', () => {
   });
 
   it('uploads a video that is processed, and its preview downloads', async () => {
-    // The block keeps the id in $VIDEO; printed after it, to follow the job.
-    const out = await runBlock(blocks[1], '\necho "video id: $VIDEO"\n');
+    // The block keeps the id in $VIDEO and the token in $TOKEN; printed after it, to follow the job as its owner.
+    const out = await runBlock(blocks[1], '\necho "video id: $VIDEO"\necho "token: $TOKEN"\n');
     expect(out).toMatch(/"status": "(pending|processing|completed)"/);
     const id = /video id: ([0-9a-f-]{36})/.exec(out)?.[1];
+    const token = /token: (\S+)/.exec(out)?.[1];
     expect(id).toBeDefined();
+    expect(token).toMatch(/^eyJ/);
+    const asOwner = { headers: { authorization: `Bearer ${token}` } };
     await waitFor(
       'the video to be processed',
-      async () => (await (await fetch(`${system.apiUrl}/videos/${id}`)).json()).status === 'completed',
+      async () => (await (await fetch(`${system.apiUrl}/videos/${id}`, asOwner)).json()).status === 'completed',
       { timeoutMs: 90_000 },
     );
+    // Anyone else is told there is no such video.
+    expect((await fetch(`${system.apiUrl}/videos/${id}`)).status).toBe(404);
   });
 
   it('writes a post: a miss, then 200 on the update', async () => {
