@@ -11,5 +11,11 @@ export interface Identity {
   sessionId: string;
 }
 
+/** An identity as verification found it: also when the token stops holding. */
+export interface VerifiedIdentity extends Identity {
+  /** The token's `exp`: whatever carries the token (a cookie, an open stream) must not outlast it. */
+  expiresAt: Date;
+}
+
 /** The `aud` of every access token: the apps of this system. */
 export const ACCESS_TOKEN_AUDIENCE = 'kafka-nest';

@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, JSONWebKeySet, jwtVerify } from 'jose';
 import { AuthError } from './auth-errors';
-import { ACCESS_TOKEN_AUDIENCE, Identity, Role, ROLES } from './identity';
+import { ACCESS_TOKEN_AUDIENCE, Role, ROLES, VerifiedIdentity } from './identity';
 
 type KeyLookup = Parameters<typeof jwtVerify>[1];
 
@@ -24,7 +24,7 @@ export class TokenVerifier {
     return new TokenVerifier(createLocalJWKSet(jwks), issuer);
   }
 
-  async verify(token: string): Promise<Identity> {
+  async verify(token: string): Promise<VerifiedIdentity> {
     try {
       const { payload } = await jwtVerify(token, this.keys, {
         algorithms: ['ES256'],
@@ -34,7 +34,7 @@ export class TokenVerifier {
       });
       const role = payload.role as Role;
       if (!ROLES.includes(role)) throw AuthError.invalid('no role');
-      return { userId: payload.sub!, role, sessionId: String(payload.sid) };
+      return { userId: payload.sub!, role, sessionId: String(payload.sid), expiresAt: new Date(payload.exp! * 1000) };
     } catch (error) {
       if (error instanceof AuthError) throw error;
       if (error instanceof errors.JWTExpired) throw AuthError.expired();
