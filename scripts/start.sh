@@ -74,9 +74,7 @@ export CONSOLE_API_URL="${CONSOLE_API_URL:-http://$HOST:${PORTS[users-api]}}"
 export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://$HOST:${PORTS[notifier]}}"
 export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
 [ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
-# Replay and purge in the console need a token: one for this run unless given.
-CONSOLE_ADMIN_TOKEN="${CONSOLE_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
-export CONSOLE_ADMIN_TOKEN
+export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
 
 for app in "${APPS[@]}"; do
   # Own sessions: Ctrl-C reaches only this script, which then sends each app one SIGTERM and waits for it to drain.
@@ -101,7 +99,7 @@ done
 API="http://$HOST:${PORTS[users-api]}"
 {
   echo
-  printf '  %-18s %s\n' "console" "http://$HOST:${PORTS[console]}/   (admin token for replay and purge: $CONSOLE_ADMIN_TOKEN)"
+  printf '  %-18s %s\n' "console" "http://$HOST:${PORTS[console]}/   (system view: sign in as an admin; npm run users -- grant-admin <email>)"
   printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id; $API/docs)"
   for app in "${APPS[@]}"; do
     case "$app" in

@@ -89,14 +89,10 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
         const ref = (e.valueFrom as { secretKeyRef?: { name: string; key: string } } | undefined)?.secretKeyRef;
         return ref ? [`${ref.name}/${ref.key}`] : [];
       });
-    // Its Kafka principal is its own; no other app reads its credentials or its admin token.
+    // Its Kafka principal is its own; no other app reads its credentials.
     expect(secretsOf('console')).toContain('kafka-nest-console-kafka/KAFKA_SASL_PASSWORD');
     for (const app of apps.filter((name) => name !== 'console')) {
-      expect(
-        secretsOf(app).filter(
-          (ref) => ref.startsWith('kafka-nest-console-kafka/') || ref.endsWith('/CONSOLE_ADMIN_TOKEN'),
-        ),
-      ).toEqual([]);
+      expect(secretsOf(app).filter((ref) => ref.startsWith('kafka-nest-console-kafka/'))).toEqual([]);
     }
     // The page's origin is the one users-api lets call it from a browser.
     const api = Object.fromEntries(
@@ -148,7 +144,7 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
       expect(Object.keys(env).filter((name) => !known.includes(name))).toEqual([]);
       expect(() => loadConfig(app, APP_CONFIG_SCHEMAS[app], env)).not.toThrow();
       // Secrets come from Secrets only.
-      for (const secret of ['KAFKA_SASL_PASSWORD', 'DATABASE_URL', 'SMTP_PASSWORD', 'CONSOLE_ADMIN_TOKEN']) {
+      for (const secret of ['KAFKA_SASL_PASSWORD', 'DATABASE_URL', 'SMTP_PASSWORD', 'AUTH_SIGNING_KEYS']) {
         expect(configMap.data[secret]).toBeUndefined();
         const entry = container.env?.find((e) => e.name === secret);
         if (entry) expect(entry).toMatchObject({ valueFrom: { secretKeyRef: { key: secret } } });

@@ -62,7 +62,6 @@ export class PageController {
       mailUrl: this.config.CONSOLE_MAIL_URL ?? null,
       groups: this.config.CONSOLE_GROUPS,
       refreshMs: this.config.CONSOLE_REFRESH_MS,
-      adminEnabled: this.config.CONSOLE_ADMIN_TOKEN !== undefined,
     };
   }
 
