@@ -1,7 +1,8 @@
 import type { ConsoleSettings } from '../src/system/status';
 import { el, must, pause } from './dom.js';
-import { call, problem } from './http.js';
+import { problem } from './http.js';
 import type { On } from './live.js';
+import type { Session } from './session.js';
 
 interface VideoMetadata {
   durationSeconds: number;
@@ -10,8 +11,11 @@ interface VideoMetadata {
   videoCodec: string;
 }
 
-/** Upload a video → work queue: progress and the result over the live stream, the renditions from users-api. */
-export function videoPanel(settings: ConsoleSettings, on: On): void {
+/**
+ * Upload a video → work queue, as the signed-in user: progress and the result over their own stream (nobody else
+ * hears of it), the renditions from users-api.
+ */
+export function videoPanel(settings: ConsoleSettings, session: Session, mine: On): void {
   const progress = must<HTMLProgressElement>('#video-progress');
   const status = must('#video-status');
   const result = must('#video-result');
@@ -24,7 +28,7 @@ export function videoPanel(settings: ConsoleSettings, on: On): void {
     progress.value = 0;
     result.replaceChildren();
     status.textContent = 'uploading…';
-    void call<{ id: string }>('POST', `${settings.apiUrl}/videos`, new FormData(form)).then((answer) => {
+    void session.call<{ id: string }>('POST', `${settings.apiUrl}/videos`, new FormData(form)).then((answer) => {
       if (answer.status !== 202) {
         status.textContent = `refused: ${problem(answer)}`;
         return;
@@ -34,7 +38,7 @@ export function videoPanel(settings: ConsoleSettings, on: On): void {
     });
   });
 
-  on<{ videoId: string; progress: number; stage: string }>('video.progress', (event) => {
+  mine<{ videoId: string; progress: number; stage: string }>('video.progress', (event) => {
     if (event.data.videoId !== current) return;
     progress.value = Math.max(progress.value, event.data.progress);
     status.textContent = `${event.data.stage} · ${event.data.progress}%`;
@@ -46,7 +50,7 @@ export function videoPanel(settings: ConsoleSettings, on: On): void {
    */
   async function whenCompleted(videoId: string): Promise<boolean> {
     for (let attempt = 0; attempt < 30; attempt += 1) {
-      const answer = await call<{ status?: string }>('GET', videoUrl(videoId));
+      const answer = await session.call<{ status?: string }>('GET', videoUrl(videoId));
       if (answer.body.status === 'completed') return true;
       if (answer.body.status === 'failed') return false;
       await pause(1000);
@@ -54,7 +58,7 @@ export function videoPanel(settings: ConsoleSettings, on: On): void {
     return false;
   }
 
-  on<{ videoId: string; metadata: VideoMetadata }>('video.processed', (event) => {
+  mine<{ videoId: string; metadata: VideoMetadata }>('video.processed', (event) => {
     if (event.data.videoId !== current) return;
     const { durationSeconds, width, height, videoCodec } = event.data.metadata;
     const described = `${width}×${height} ${videoCodec}, ${durationSeconds.toFixed(1)} s`;
@@ -87,7 +91,7 @@ export function videoPanel(settings: ConsoleSettings, on: On): void {
     });
   });
 
-  on<{ videoId: string; reason: string }>('video.failed', (event) => {
+  mine<{ videoId: string; reason: string }>('video.failed', (event) => {
     if (event.data.videoId !== current) return;
     status.textContent = `failed: ${event.data.reason}`;
   });
