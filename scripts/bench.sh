@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
-ALL=(request-path delivery-latency consumer-pipeline outbox-relay registration-throughput load-leveling work-queue)
+ALL=(request-path delivery-latency consumer-pipeline outbox-relay registration-throughput load-leveling work-queue sign-in-timing)
 if [ "$#" -eq 0 ]; then
   BENCHES=("${ALL[@]}")
 else

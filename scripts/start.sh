@@ -74,6 +74,17 @@ export CONSOLE_API_URL="${CONSOLE_API_URL:-http://$HOST:${PORTS[users-api]}}"
 export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://$HOST:${PORTS[notifier]}}"
 export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
 [ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
+
+# users-api signs access tokens with a key kept in .run/ across restarts (signed-in clients stay signed in), unless
+# AUTH_SIGNING_KEYS is given. A development key only: production takes it from a secret store.
+if [ -z "${AUTH_SIGNING_KEYS:-}" ]; then
+  mkdir -p .run
+  if [ ! -s .run/auth-signing-keys.json ]; then
+    (umask 077 && node -r @swc-node/register apps/users-api/src/users/users.cli.ts keys > .run/auth-signing-keys.json)
+  fi
+  AUTH_SIGNING_KEYS="$(cat .run/auth-signing-keys.json)"
+  export AUTH_SIGNING_KEYS
+fi
 export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
 
 for app in "${APPS[@]}"; do

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { APP_CONFIG_SCHEMAS, APP_PORTS, loadConfig } from '@app/config';
+import { newSigningKeySet } from './support/signing-keys';
 
 /** No Docker engine runs where the tests run, so the compose file is checked statically against the apps' configs. */
 interface Service {
@@ -20,8 +21,17 @@ const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { 
   services: Record<string, Service>;
 };
 const apps = Object.keys(APP_CONFIG_SCHEMAS) as (keyof typeof APP_CONFIG_SCHEMAS)[];
+/**
+ * A service's environment as compose gives it: a required `${VAR:?…}` is what the operator exports (a signing key
+ * set for AUTH_SIGNING_KEYS).
+ */
 const envOf = (service: Service): Record<string, string> =>
-  Object.fromEntries(Object.entries(service.environment ?? {}).map(([key, value]) => [key, String(value)]));
+  Object.fromEntries(
+    Object.entries(service.environment ?? {}).map(([key, value]) => [
+      key,
+      /^\$\{AUTH_SIGNING_KEYS:\?/.test(String(value)) ? newSigningKeySet() : String(value),
+    ]),
+  );
 
 describe('docker-compose.yml', () => {
   it('runs Kafka in KRaft mode from the official Apache image, with topic auto-creation off', () => {
@@ -51,6 +61,19 @@ describe('docker-compose.yml', () => {
     // OTEL_* are the OpenTelemetry SDK's own variables, read as its specification defines them.
     expect(Object.keys(env).filter((key) => !known.includes(key) && !key.startsWith('OTEL_'))).toEqual([]);
     expect(() => loadConfig(app, APP_CONFIG_SCHEMAS[app], env)).not.toThrow();
+  });
+
+  it("users-api signs with the operator's keys (the image runs with NODE_ENV=production); the others fetch them", () => {
+    expect(String(compose.services['users-api'].environment?.AUTH_SIGNING_KEYS)).toMatch(/^\$\{AUTH_SIGNING_KEYS:\?/);
+    const api = loadConfig('users-api', APP_CONFIG_SCHEMAS['users-api'], {
+      ...envOf(compose.services['users-api']),
+      NODE_ENV: 'production',
+    });
+    expect(api.AUTH_SIGNING_KEYS?.keys).toHaveLength(1);
+    for (const app of ['notifier', 'console'] as const) {
+      const config = loadConfig(app, APP_CONFIG_SCHEMAS[app], envOf(compose.services[app]));
+      expect(config.AUTH_JWKS_URL).toBe('http://users-api:3000/.well-known/jwks.json');
+    }
   });
 
   it.each(apps)('%s exports its traces to the trace UI', (app) => {

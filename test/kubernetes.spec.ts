@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { APP_CONFIG_SCHEMAS, APP_PORTS, loadConfig } from '@app/config';
+import { newSigningKeySet } from './support/signing-keys';
 
 /**
  * No cluster runs where the tests run: the manifests are rendered with `kubectl kustomize` (scripts/test.sh installs
@@ -121,9 +122,14 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
         Object.assign(env, configMap.data);
       }
       for (const entry of container.env ?? []) {
-        env[entry.name] =
-          entry.value ?? (entry.name === 'DATABASE_URL' ? 'postgres://db/kafka_nest' : 'a-value-from-a-secret');
+        const placeholder: Record<string, () => string> = {
+          DATABASE_URL: () => 'postgres://db/kafka_nest',
+          AUTH_SIGNING_KEYS: () => newSigningKeySet(),
+        };
+        env[entry.name] = entry.value ?? (placeholder[entry.name] ?? (() => 'a-value-from-a-secret'))();
       }
+      // As the image runs them; users-api then needs its signing keys from the Secret.
+      if (app === 'users-api') env.NODE_ENV = 'production';
       // The CA is a mounted secret in the cluster; here any readable file stands in for it.
       if (env.KAFKA_SSL_CA_FILE) env.KAFKA_SSL_CA_FILE = __filename;
       return env;

@@ -11,13 +11,14 @@ export const usersApiApp = defineApp({
   kafkaRequiredForReady: false,
   // The upload streams its multipart body to media storage, with its own size, type and time limits.
   streamedBodies: [{ method: 'POST', path: /^\/videos\/?$/i }],
-  // Pages on other origins (the console) call the API from the browser: no cookies, the headers a client sends
-  // (its access token, If-Match on an update) and reads (X-Cache, ETag, Location).
+  // Pages on other origins (the console) call the API from the browser: no cookies (a bearer token in Authorization
+  // is what signs a request in), the headers a client sends (If-Match on an update) and reads (X-Cache, ETag,
+  // Location, Retry-After).
   cors: (config) => ({
     origin: config.USERS_API_ALLOWED_ORIGINS.includes('*') ? '*' : config.USERS_API_ALLOWED_ORIGINS,
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match'],
-    exposedHeaders: ['X-Cache', 'ETag', 'Location'],
+    allowedHeaders: ['Content-Type', 'Authorization', 'If-Match', 'If-None-Match'],
+    exposedHeaders: ['X-Cache', 'ETag', 'Location', 'Retry-After', 'WWW-Authenticate'],
     maxAge: 600,
   }),
 });
