@@ -73,6 +73,10 @@ export CONSOLE_APPS
 export CONSOLE_API_URL="${CONSOLE_API_URL:-http://$HOST:${PORTS[users-api]}}"
 export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://$HOST:${PORTS[notifier]}}"
 export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
+# The notifier lets the console's page read its streams (the per-user one with its cookie) and checks sign-ins
+# against users-api's keys.
+export NOTIFIER_ALLOWED_ORIGINS="${NOTIFIER_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
+export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
 [ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
 
 # users-api signs access tokens with a key kept in .run/ across restarts (signed-in clients stay signed in), unless

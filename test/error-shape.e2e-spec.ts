@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { loadConfig, notifierConfigSchema } from '@app/config';
 import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
@@ -18,7 +19,7 @@ const apiError = (statusCode: number, code: string, errors?: { field: string; me
   ...(errors ? { errors } : {}),
 });
 
-/** The notifier's refusals (400, 503) and every app's 404 answer the error shape users-api documents. */
+/** The notifier's refusals (400, 401, 503) and every app's 404 answer the error shape users-api documents. */
 describe('one error shape in every app', () => {
   const apps: RunningApp[] = [];
   const streams: SseStream[] = [];
@@ -47,15 +48,44 @@ describe('one error shape in every app', () => {
     return { status: stream.status, body: JSON.parse(stream.body || 'null') as unknown };
   };
 
-  it('notifier: an unknown types= name, a bad Last-Event-ID and a full replica', async () => {
+  it('notifier: an unknown or private types= name, a forged Last-Event-ID, no sign-in and a full replica', async () => {
     expect(await refusal('?types=post.created,post.liked')).toEqual({
       status: 400,
       body: apiError(400, 'VALIDATION.FAILED', [{ field: 'types', message: expect.stringContaining("'post.liked'") }]),
     });
-    expect(await refusal('', { 'Last-Event-ID': 'posts:1;evil:2' })).toEqual({
+    // A private event's name is not on the public stream.
+    expect(await refusal('?types=email.sent')).toEqual({
       status: 400,
-      body: { ...apiError(400, 'NOTIFIER.BAD_LAST_EVENT_ID'), message: expect.stringContaining("'evil'") },
+      body: apiError(400, 'VALIDATION.FAILED', [{ field: 'types', message: expect.stringContaining("'email.sent'") }]),
     });
+    // Positions anyone could type (the whole history) are not an id the notifier gave out.
+    expect(await refusal('', { 'Last-Event-ID': 'posts:0,0,0' })).toEqual({
+      status: 400,
+      body: { ...apiError(400, 'NOTIFIER.BAD_LAST_EVENT_ID'), message: expect.stringContaining('not signed') },
+    });
+    expect(await refusal('?lastEventId=posts:0,0,0~AAAAAAAAAAAAAAAAAAAAAA')).toEqual({
+      status: 400,
+      body: { ...apiError(400, 'NOTIFIER.BAD_LAST_EVENT_ID'), message: expect.stringContaining('signature') },
+    });
+    // The per-user stream without a cookie or a Bearer header, and with a forged cookie: 401.
+    const mine = await SseStream.open(`${notifier.url}/notifications/me/stream`);
+    expect({ status: mine.status, body: JSON.parse(mine.body) as unknown }).toEqual({
+      status: 401,
+      body: apiError(401, 'AUTH.TOKEN_MISSING'),
+    });
+    const forged = await SseStream.open(`${notifier.url}/notifications/me/stream`, {
+      cookie: `notifier_session=${randomUUID()}.9999999999.AAAAAAAAAAAAAAAAAAAAAA`,
+    });
+    expect({ status: forged.status, body: JSON.parse(forged.body) as unknown }).toEqual({
+      status: 401,
+      body: apiError(401, 'AUTH.TOKEN_INVALID'),
+    });
+    const session = await fetch(`${notifier.url}/notifications/session`, { method: 'POST' });
+    expect({ status: session.status, body: await session.json() }).toEqual({
+      status: 401,
+      body: apiError(401, 'AUTH.TOKEN_MISSING'),
+    });
+    expect(session.headers.get('www-authenticate')).toBe('Bearer');
     const open = await SseStream.open(`${notifier.url}/notifications/stream`);
     streams.push(open);
     expect(open.status).toBe(200);

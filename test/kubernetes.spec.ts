@@ -126,7 +126,8 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
           DATABASE_URL: () => 'postgres://db/kafka_nest',
           AUTH_SIGNING_KEYS: () => newSigningKeySet(),
         };
-        env[entry.name] = entry.value ?? (placeholder[entry.name] ?? (() => 'a-value-from-a-secret'))();
+        env[entry.name] =
+          entry.value ?? (placeholder[entry.name] ?? (() => 'a-value-from-a-secret-long-enough-for-any'))();
       }
       // As the image runs them; users-api then needs its signing keys from the Secret.
       if (app === 'users-api') env.NODE_ENV = 'production';
@@ -150,7 +151,13 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
       expect(Object.keys(env).filter((name) => !known.includes(name))).toEqual([]);
       expect(() => loadConfig(app, APP_CONFIG_SCHEMAS[app], env)).not.toThrow();
       // Secrets come from Secrets only.
-      for (const secret of ['KAFKA_SASL_PASSWORD', 'DATABASE_URL', 'SMTP_PASSWORD', 'AUTH_SIGNING_KEYS']) {
+      for (const secret of [
+        'KAFKA_SASL_PASSWORD',
+        'DATABASE_URL',
+        'SMTP_PASSWORD',
+        'AUTH_SIGNING_KEYS',
+        'NOTIFIER_STREAM_SECRET',
+      ]) {
         expect(configMap.data[secret]).toBeUndefined();
         const entry = container.env?.find((e) => e.name === secret);
         if (entry) expect(entry).toMatchObject({ valueFrom: { secretKeyRef: { key: secret } } });

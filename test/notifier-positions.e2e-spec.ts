@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics, EventRecord, toRecord } from '@app/messaging';
 import type { Admin, Producer } from 'kafkajs';
-import { decodePositions } from '../apps/notifier/src/stream/positions';
+import { decodePositions, PUBLIC_TOPICS } from '../apps/notifier/src/stream/positions';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
 import { parseExposition, sampleOf } from './support/prometheus';
@@ -18,6 +18,9 @@ interface Written {
   partition: number;
   offset: number;
 }
+
+/** The positions an event id carries (before its signature). */
+const positionsOf = (id: string) => decodePositions(id.slice(0, id.lastIndexOf('~')), PUBLIC_TOPICS);
 
 interface StreamedPost {
   id: string;
@@ -81,7 +84,7 @@ describe('notifier: no gaps and no repeats across rejoins', () => {
   };
   /** What a stream that stood at `position` should get of `written`: every later event, in order, once. */
   const expectEveryEventAfter = (stream: SseStream, position: string, written: Written[]) => {
-    const from = decodePositions(position).posts ?? [];
+    const from = positionsOf(position).posts ?? [];
     const due = written.filter((w) => w.offset >= (from[w.partition] ?? 0)).map((w) => w.id);
     const got = posts(stream).map((e) => e.id);
     expect(due.filter((id) => !got.includes(id))).toEqual([]);
@@ -190,7 +193,7 @@ describe('notifier: no gaps and no repeats across rejoins', () => {
       await fresh.waitFor('the ready event', (s) => s.named('ready').length === 1);
       const start = fresh.events.find((e) => e.event === 'ready')!.id!;
       const all = (s: SseStream, from: string) => {
-        const at = decodePositions(from).posts ?? [];
+        const at = positionsOf(from).posts ?? [];
         return written
           .filter((w) => w.offset >= (at[w.partition] ?? 0))
           .every((w) => posts(s).some((e) => e.id === w.id));

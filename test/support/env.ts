@@ -13,6 +13,8 @@ export function appEnv(overrides: Record<string, string> = {}): Record<string, s
     CONSUMER_RETRY_INITIAL_MS: '200',
     CONSUMER_RETRY_MAX_MS: '2000',
     OUTBOX_MAX_BACKOFF_MS: '1000',
+    // Shared by every notifier replica under test, as in production: an id one gives out, another accepts.
+    NOTIFIER_STREAM_SECRET: 'e2e-notifier-stream-secret-0123456789',
     ...overrides,
   };
 }

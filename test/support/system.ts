@@ -73,6 +73,11 @@ export class RunningSystem {
       'email-service': { SMTP_URL: this.smtp.url, EMAIL_CONSUMER_GROUP: this.groups.email },
       'video-processor': { MEDIA_DIR: this.mediaDir, VIDEO_CONSUMER_GROUP: this.groups.video },
       'cache-invalidator': { REDIS_URL: this.redis.url, CACHE_INVALIDATOR_GROUP: this.groups.cache },
+      // The notifier verifies tokens against this users-api, and the console's page reads its streams.
+      notifier: {
+        AUTH_JWKS_URL: `${this.apiUrl}/.well-known/jwks.json`,
+        NOTIFIER_ALLOWED_ORIGINS: this.consoleUrl,
+      },
       // The console watches this system: its apps, its groups, its API and notifier.
       console: {
         CONSOLE_API_URL: this.apiUrl,

@@ -1,4 +1,5 @@
 import { must, pause } from './dom.js';
+import { call } from './http.js';
 import type { Session } from './session.js';
 
 export interface StreamedEvent<T> {
@@ -33,16 +34,19 @@ export function openLiveStream(notifierUrl: string): On {
 /**
  * The signed-in user's own stream at the notifier (their videos' progress and results, their emails sent): POST
  * /notifications/session with the access token sets the notifier's HttpOnly cookie, which the EventSource then
- * carries (it cannot send a header). Posted again after every refresh, so the cookie holds the current token; closed
- * at sign-out. Its state is the #mine badge.
+ * carries (it cannot send a header). Posted again after every refresh, so the cookie lasts as long as the current
+ * token; closed at sign-out (DELETE /notifications/session). Its state is the #mine badge.
  */
 export function openMyStream(notifierUrl: string, session: Session): On {
   const handlers: [string, (message: Event) => void][] = [];
   let stream: EventSource | undefined;
   let generation = 0;
+  /** The last DELETE /notifications/session: the next sign-in's cookie must not be cleared by its late answer. */
+  let closing: Promise<unknown> = Promise.resolve();
 
   async function connect(): Promise<void> {
     const mine = ++generation;
+    await closing;
     const answer = await session
       .call('POST', `${notifierUrl}/notifications/session`, undefined, {}, 'include')
       .catch(() => undefined);
@@ -52,7 +56,10 @@ export function openMyStream(notifierUrl: string, session: Session): On {
       return;
     }
     if (stream && stream.readyState !== EventSource.CLOSED) return; // the open stream reads the new cookie next time
-    stream = new EventSource(`${notifierUrl}/notifications/me/stream`, { withCredentials: true });
+    // recent=: an email.sent that came before the stream opened (registration signs in right after) is still shown.
+    stream = new EventSource(`${notifierUrl}/notifications/me/stream?recent=${RECENT_EVENTS}`, {
+      withCredentials: true,
+    });
     for (const [name, handle] of handlers) stream.addEventListener(name, handle);
     stream.onopen = () => badge('#mine', 'my events: live', 'ok');
     stream.onerror = () => {
@@ -71,9 +78,13 @@ export function openMyStream(notifierUrl: string, session: Session): On {
       return;
     }
     generation += 1;
+    const wasOpen = stream !== undefined;
     stream?.close();
     stream = undefined;
     badge('#mine', 'my events: sign in', '');
+    if (wasOpen) {
+      closing = call('DELETE', `${notifierUrl}/notifications/session`, undefined, {}, 'include').catch(() => undefined);
+    }
   });
 
   return (name, handle) => {

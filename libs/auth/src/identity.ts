@@ -11,9 +11,8 @@ export interface Identity {
   sessionId: string;
 }
 
-/** An identity as verification found it: also when the token stops holding. */
+/** An identity as a verified access token gives it: with the moment the token stops being valid. */
 export interface VerifiedIdentity extends Identity {
-  /** The token's `exp`: whatever carries the token (a cookie, an open stream) must not outlast it. */
   expiresAt: Date;
 }
 

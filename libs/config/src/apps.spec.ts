@@ -165,11 +165,23 @@ describe('app configs', () => {
         APP_CONFIG_SCHEMAS.notifier,
         value === undefined ? {} : { NOTIFIER_ALLOWED_ORIGINS: value },
       ).NOTIFIER_ALLOWED_ORIGINS;
-    expect(origins()).toEqual(['*']);
+    expect(origins()).toEqual(['http://127.0.0.1:3005', 'http://localhost:3005']);
+    expect(origins('*')).toEqual(['*']);
     expect(origins('http://127.0.0.1:3000/console, https://ops.example.com')).toEqual([
       'http://127.0.0.1:3000',
       'https://ops.example.com',
     ]);
     expect(problemsOf(() => origins('file:///etc'))).toHaveLength(1);
+  });
+
+  it('the notifier needs NOTIFIER_STREAM_SECRET with NODE_ENV=production, of at least 32 characters', () => {
+    const load = (env: Record<string, string>) => loadConfig('notifier', APP_CONFIG_SCHEMAS.notifier, env);
+    expect(load({}).NOTIFIER_STREAM_SECRET).toBeUndefined();
+    expect(problemsOf(() => load({ NODE_ENV: 'production' }))).toEqual([
+      expect.stringContaining('NOTIFIER_STREAM_SECRET'),
+    ]);
+    expect(problemsOf(() => load({ NOTIFIER_STREAM_SECRET: 'short' }))).toHaveLength(1);
+    const secret = 'x'.repeat(32);
+    expect(load({ NODE_ENV: 'production', NOTIFIER_STREAM_SECRET: secret }).NOTIFIER_STREAM_SECRET).toBe(secret);
   });
 });

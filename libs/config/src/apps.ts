@@ -211,9 +211,19 @@ export const notifierConfigSchema = z
     ...consumerEnv,
     ...notifierEnv,
     ...authVerifyEnv,
+    NODE_ENV: authIssueEnv.NODE_ENV,
     ...httpEnv(APP_PORTS.notifier),
   })
-  .superRefine(checkKafka);
+  .superRefine(checkKafka)
+  .superRefine((cfg, ctx) => {
+    if (cfg.NODE_ENV === 'production' && cfg.NOTIFIER_STREAM_SECRET === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['NOTIFIER_STREAM_SECRET'],
+        message: 'is required with NODE_ENV=production (every replica must accept the ids the others give out)',
+      });
+    }
+  });
 
 /** The web console: Kafka (as its own principal), logging, HTTP and what the page shows. */
 export const consoleConfigSchema = z

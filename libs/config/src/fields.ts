@@ -305,6 +305,15 @@ const originList = commaList(
   z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).transform((url) => new URL(url).origin)]),
 );
 
+/** `production` in the image: secrets an app would otherwise make at boot are required. */
+const nodeEnv = z
+  .string()
+  .optional()
+  .describe(
+    '`production` makes AUTH_SIGNING_KEYS (users-api) and NOTIFIER_STREAM_SECRET (the notifier) required (the image ' +
+      'sets it).',
+  );
+
 /** The notifier's Server-Sent Events stream. */
 export const notifierEnv = {
   NOTIFIER_HEARTBEAT_MS: int(1000, 300_000)
@@ -325,10 +334,20 @@ export const notifierEnv = {
     .default(10_000)
     .describe('Open streams per replica; one more is refused with 503.'),
   NOTIFIER_ALLOWED_ORIGINS: originList
-    .prefault('*')
+    .prefault('http://127.0.0.1:3005,http://localhost:3005')
     .describe(
-      'Web pages on other origins allowed to read the stream (the console): `*`, or a comma-separated list of ' +
-        'origins (`http://127.0.0.1:3005`). The stream is public and takes no credentials.',
+      'Web pages on other origins allowed to read the streams (the console): a comma-separated list of origins, ' +
+        'which may also sign in to the per-user stream (its cookie); `*` lets any page read the public stream ' +
+        'only, never with credentials.',
+    ),
+  NOTIFIER_STREAM_SECRET: z
+    .string()
+    .min(32, { error: 'at least 32 characters' })
+    .optional()
+    .describe(
+      "Keys the MAC that makes stream event ids (Last-Event-ID) and the per-user stream's cookie unforgeable; the " +
+        'same on every replica, or a client cannot resume on another. Unset: made at boot (a warning says so; ids ' +
+        'and cookies die with the process); required with NODE_ENV=production. A secret.',
     ),
 };
 
@@ -468,5 +487,5 @@ export const authIssueEnv = {
   AUTH_SIGN_IN_WINDOW_SECONDS: int(10, 86_400)
     .default(900)
     .describe('The window failed sign-ins are counted in; a refused client may try again when it ends.'),
-  NODE_ENV: z.string().optional().describe('`production` makes AUTH_SIGNING_KEYS required (the image sets it).'),
+  NODE_ENV: nodeEnv,
 };

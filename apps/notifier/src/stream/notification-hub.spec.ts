@@ -6,7 +6,9 @@ import { parseEvent } from '@app/contracts';
 import { HistoryMessage, PartitionBounds, Positions, toRecord, TopicHistory } from '@app/messaging';
 import { LivePositions } from './live-positions';
 import { NotificationHub } from './notification-hub';
+import { PUBLIC_STREAM, userStream } from './positions';
 import { RecentEvents } from './recent-events';
+import { StreamKeys } from './stream-keys';
 
 const POST = randomUUID();
 const value = (version: number, postId = POST) =>
@@ -67,6 +69,8 @@ function fakeStream() {
   return { request: new EventEmitter() as unknown as Request, response: response as unknown as Response, frames };
 }
 
+const keys = new StreamKeys(Buffer.from('unit-test-secret-of-thirty-two-chars'));
+
 const config = {
   NOTIFIER_HEARTBEAT_MS: 60_000,
   NOTIFIER_CLIENT_QUEUE_MAX: 100,
@@ -78,9 +82,9 @@ async function hubOver(log: Map<number, string>, low = 0) {
   const topic = history(log, low);
   const live = new LivePositions(topic);
   await live.ready();
-  const hub = new NotificationHub(config, topic, live);
+  const hub = new NotificationHub(config, topic, live, keys);
   const client = fakeStream();
-  await hub.open(client.request, client.response, {});
+  await hub.open(client.request, client.response, { stream: PUBLIC_STREAM });
   return { hub, live, frames: client.frames };
 }
 
@@ -149,7 +153,7 @@ describe('NotificationHub: a stream with the recent events first', () => {
     const log = new Map([0, 1, 2, 3, 4].map((offset) => [offset, value(offset + 1)] as [number, string]));
     const { hub } = await hubOver(log);
     const client = fakeStream();
-    await hub.open(client.request, client.response, { recent: 2 });
+    await hub.open(client.request, client.response, { stream: PUBLIC_STREAM, recent: 2 });
     expect(versions(client.frames)).toEqual([4, 5]);
     const ready = JSON.parse(client.frames.find((f) => f.event === 'ready')!.data) as Record<string, unknown>;
     expect(ready).toMatchObject({ resumed: false, replaying: 2 });
@@ -158,7 +162,11 @@ describe('NotificationHub: a stream with the recent events first', () => {
     expect(versions(client.frames)).toEqual([4, 5, 6]);
 
     const resumed = fakeStream();
-    await hub.open(resumed.request, resumed.response, { recent: 2, lastEventId: client.frames.at(-1)!.id });
+    await hub.open(resumed.request, resumed.response, {
+      stream: PUBLIC_STREAM,
+      recent: 2,
+      lastEventId: client.frames.at(-1)!.id,
+    });
     expect(versions(resumed.frames)).toEqual([]);
     hub.onModuleDestroy();
   });
@@ -167,8 +175,41 @@ describe('NotificationHub: a stream with the recent events first', () => {
     const log = new Map([[3, value(1)]]);
     const { hub } = await hubOver(log, 3);
     const client = fakeStream();
-    await hub.open(client.request, client.response, { recent: 50 });
+    await hub.open(client.request, client.response, { stream: PUBLIC_STREAM, recent: 50 });
     expect(versions(client.frames)).toEqual([1]);
+    hub.onModuleDestroy();
+  });
+});
+
+describe('NotificationHub: who sees an event', () => {
+  const video = (ownerId?: string) =>
+    parseEvent(
+      toRecord(
+        'video.failed.v1',
+        { videoId: randomUUID(), reason: 'not a video', permanent: true, attempt: 1, ...(ownerId ? { ownerId } : {}) },
+        { key: 'v', source: 'unit' },
+      ).value,
+    );
+
+  it("sends a video event only on its owner's stream, one without an owner to no one, and posts only in public", async () => {
+    const { hub, frames: publicFrames } = await hubOver(new Map());
+    const [alice, bob] = [randomUUID(), randomUUID()];
+    const [onAlice, onBob] = [fakeStream(), fakeStream()];
+    await hub.open(onAlice.request, onAlice.response, { stream: userStream(alice) });
+    await hub.open(onBob.request, onBob.response, { stream: userStream(bob) });
+    await hub.publish(video(alice), { topic: 'video-processed', partition: 0, offset: 0 });
+    await hub.publish(video(), { topic: 'video-processed', partition: 0, offset: 1 });
+    await publish(hub, value(1), 0);
+    const named = (frames: { event: string }[]) => frames.map((f) => f.event).filter((e) => e !== 'ready');
+    expect(named(onAlice.frames)).toEqual(['video.failed']);
+    expect(named(onBob.frames)).toEqual([]);
+    expect(named(publicFrames)).toEqual(['post.updated']);
+    // Alice's ids cover her stream's topics only, signed for her stream: Bob's stream refuses them.
+    const id = onAlice.frames.at(-1)!.id!;
+    expect(id).toMatch(/^video-processed:1;emails-sent:0~[A-Za-z0-9_-]{22}$/);
+    await expect(
+      hub.open(onBob.request, fakeStream().response, { stream: userStream(bob), lastEventId: id }),
+    ).rejects.toMatchObject({ status: 400, code: 'NOTIFIER.BAD_LAST_EVENT_ID' });
     hub.onModuleDestroy();
   });
 });

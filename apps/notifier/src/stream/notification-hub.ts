@@ -8,10 +8,11 @@ import type { Envelope } from '@app/contracts';
 import { errorMessageOf, HistoryMessage, Positions, TopicHistory } from '@app/messaging';
 import { AppError, MetricsContributor, RuntimeContributor } from '@app/runtime';
 import { LivePositions } from './live-positions';
-import { copyPositions, decodePositions, STREAM_TOPICS } from './positions';
+import { copyPositions, StreamScope } from './positions';
 import { RecentEvents } from './recent-events';
 import { DropReason, SseClient, StreamEvent } from './sse-client';
-import { fromHistory, nameOf, serialise } from './stream-events';
+import { StreamKeys } from './stream-keys';
+import { fromHistory, toStreamEvent } from './stream-events';
 
 /** Event ids remembered with their offsets, to drop a relay's re-send (about 2 MB). */
 const RECENT_EVENT_IDS = 10_000;
@@ -77,6 +78,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     @Inject(APP_CONFIG) private readonly config: NotifierConfig,
     private readonly history: TopicHistory,
     private readonly live: LivePositions,
+    private readonly keys: StreamKeys,
   ) {
     this.heartbeat = setInterval(() => {
       for (const client of this.clients) client.comment('keep-alive');
@@ -127,7 +129,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     const expected = this.live.next(at.topic, at.partition);
     if (expected !== undefined && at.offset < expected) return;
     if (expected !== undefined && at.offset > expected) await this.fillGap(at.topic, at.partition, expected, at.offset);
-    this.fanOut({ ...at, eventId: event.id, name: nameOf(event.type), data: serialise(event) });
+    this.fanOut(toStreamEvent(event, at));
   }
 
   private fanOut(event: StreamEvent): void {
@@ -181,21 +183,25 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
   }
 
   /**
-   * Opens a stream: from now, from where the client left off (a last event id), or with the last `recent` events
-   * of each partition first (a page that shows what happened before it loaded).
+   * Opens a stream (the public one, or one user's): from now, from where the client left off (a last event id given
+   * out on this stream), or with the last `recent` events of each partition first (a page that shows what happened
+   * before it loaded). A stream with an `until` (the end of the user's sign-in) ends then: the client reconnects with
+   * a renewed sign-in and its last id.
    */
   async open(
     request: Request,
     response: Response,
-    options: { types?: ReadonlySet<string>; lastEventId?: string; recent?: number },
+    options: { stream: StreamScope; types?: ReadonlySet<string>; lastEventId?: string; recent?: number; until?: Date },
   ): Promise<void> {
+    const { stream } = options;
+    const topics = stream.topics;
     if (this.clients.size >= this.config.NOTIFIER_MAX_CLIENTS) {
       throw new StreamRefusedError(503, 'NOTIFIER.FULL', `this replica serves ${this.clients.size} streams already`);
     }
     let from: Positions | undefined;
     if (options.lastEventId !== undefined) {
       try {
-        from = decodePositions(options.lastEventId);
+        from = this.keys.verifyId(stream, options.lastEventId);
       } catch (error) {
         throw new StreamRefusedError(400, 'NOTIFIER.BAD_LAST_EVENT_ID', `Last-Event-ID ${errorMessageOf(error)}`);
       }
@@ -204,7 +210,7 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     const recent = from === undefined ? options.recent : undefined;
     if (recent !== undefined) from = {};
     // No stream before the feed's positions are known: it starts where the consumer will.
-    const now = copyPositions(await this.live.current());
+    const now = copyPositions(await this.live.current(), topics);
 
     response.status(200);
     response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
@@ -216,6 +222,8 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
 
     const client = new SseClient(
       response,
+      stream,
+      (positions) => this.keys.signId(stream, positions),
       from ?? now,
       options.types,
       this.config.NOTIFIER_CLIENT_QUEUE_MAX,
@@ -224,8 +232,19 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     );
     this.clients.add(client);
     const gone = new AbortController();
+    const expiry =
+      options.until &&
+      setTimeout(
+        () => {
+          this.clients.delete(client);
+          client.close();
+        },
+        Math.max(0, options.until.getTime() - Date.now()),
+      );
+    expiry?.unref();
     request.on('close', () => {
       gone.abort();
+      clearTimeout(expiry);
       this.clients.delete(client);
       client.close();
     });
@@ -235,11 +254,11 @@ export class NotificationHub implements MetricsContributor, OnModuleDestroy {
     }
     client.holdLive();
     try {
-      const bounds = await this.history.bounds(STREAM_TOPICS);
+      const bounds = await this.history.bounds(topics);
       const to: Positions = {};
       let missed = 0;
       let unreachable: string | undefined;
-      for (const topic of STREAM_TOPICS) {
+      for (const topic of topics) {
         to[topic] = bounds[topic].map((b) => b.high);
         bounds[topic].forEach(({ low, high }, partition) => {
           const at = (from[topic] ??= [])[partition] ?? (recent === undefined ? low : Math.max(low, high - recent));

@@ -1,6 +1,6 @@
 import type { Response } from 'express';
 import type { Positions } from '@app/messaging';
-import { encodePositions } from './positions';
+import type { StreamScope } from './positions';
 
 /** One event as the stream sends it. */
 export interface StreamEvent {
@@ -11,6 +11,8 @@ export interface StreamEvent {
   eventId?: string;
   /** SSE event name: the event type without its version (`post.created`). */
   name: string;
+  /** The one stream it may be sent on (`public`, `user:<id>`); undefined: none. */
+  audience?: StreamScope['name'];
   /** JSON: the event's id, type, time, subject and data. */
   data: string;
 }
@@ -23,10 +25,14 @@ export type RepeatCheck = (event: StreamEvent, positions: Positions) => boolean;
 /** A message the broker holds that is not a valid event: it moves a client's position on and is not sent. */
 export const NOT_AN_EVENT = '(invalid)';
 
+/** An event id for positions on this client's stream (signed: StreamKeys). */
+export type IdOf = (positions: Positions) => string;
+
 /**
- * One connected stream. Every event passes `offer`: one the client has already passed (by its positions) is
- * ignored, one of a type it did not ask for only moves its position on, and so does one whose event id it has passed
- * at another offset (a relay's re-send). While the client catches up from the
+ * One connected stream. Every event passes `offer`: one on a topic the stream does not cover is ignored, and so is
+ * one the client has already passed (by its positions); one meant for another stream, or of a type it did not ask
+ * for, only moves its position on, and so does one whose event id it has passed at another offset (a relay's
+ * re-send). While the client catches up from the
  * broker, live events wait in its queue. Writes respect the socket's backpressure; the queue of events waiting
  * for a slow client is bounded, and a client that overflows it is told and disconnected — it can resume by id.
  */
@@ -43,18 +49,20 @@ export class SseClient {
 
   constructor(
     private readonly response: Response,
+    private readonly stream: StreamScope,
+    private readonly idOf: IdOf,
     private positions: Positions,
     private readonly types: ReadonlySet<string> | undefined,
     private readonly maxQueue: number,
     private readonly onDrop: (client: SseClient, reason: DropReason) => void,
     private readonly isRepeat: RepeatCheck = () => false,
   ) {
-    this.written = encodePositions(positions);
+    this.written = idOf(positions);
     response.on('drain', () => this.flush());
   }
 
   get lastEventId(): string {
-    return encodePositions(this.positions);
+    return this.idOf(this.positions);
   }
 
   /** Live events are held from now until `goLive`: the history read fills the gap first. */
@@ -86,12 +94,13 @@ export class SseClient {
 
   /** An event from the history read, or a held live one. */
   deliver(event: StreamEvent): void {
-    if (this.closed) return;
+    if (this.closed || !this.stream.topics.includes(event.topic)) return;
     const partitions = (this.positions[event.topic] ??= []);
     if (event.offset < (partitions[event.partition] ?? 0)) return;
     const repeat = event.eventId !== undefined && this.isRepeat(event, this.positions);
     partitions[event.partition] = event.offset + 1;
-    if (event.name === NOT_AN_EVENT || (this.types && !this.types.has(event.name))) return;
+    if (event.name === NOT_AN_EVENT || event.audience !== this.stream.name) return;
+    if (this.types && !this.types.has(event.name)) return;
     if (repeat) {
       this.repeats += 1;
       return;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 /**
  * An email the SMTP server accepted: a notice for whoever shows progress (the console, through the notifier), not a
  * command. Published after the send, at most a moment late and possibly twice. Key: the recipient's user id. No
- * address and no body: the notifier streams it to anyone connected.
+ * address and no body: the notifier streams it to that user's own stream only.
  */
 export const EmailSentV1 = z
   .object({
