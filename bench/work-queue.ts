@@ -15,6 +15,7 @@ import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { usersApiApp } from '../apps/users-api/src/app';
 import { videoProcessorApp } from '../apps/video-processor/src/app';
+import { signUp } from '../test/support/accounts';
 import { testKafka } from '../test/support/broker';
 import { startGroupAtEnd } from '../test/support/kafka';
 import { waitFor } from '../test/support/wait';
@@ -44,6 +45,8 @@ interface Round {
  */
 async function round(
   apiUrl: string,
+  /** The uploader's Authorization header: videos are their owner's, to upload and to read. */
+  auth: { authorization: string },
   db: Client,
   mediaDir: string,
   replicas: number,
@@ -55,7 +58,7 @@ async function round(
   for (const video of videos) {
     const form = new FormData();
     form.append('file', await openAsBlob(video.path), video.name);
-    const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form });
+    const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form, headers: auth });
     if (response.status !== 202) throw new Error(`POST /videos answered ${response.status}`);
     ids.push(((await response.json()) as { id: string }).id);
   }
@@ -89,7 +92,8 @@ async function round(
       `${ids.length} videos to be processed`,
       async () => {
         for (const id of [...pending]) {
-          const { status } = (await (await fetch(`${apiUrl}/videos/${id}`)).json()) as { status: string };
+          const answer = await fetch(`${apiUrl}/videos/${id}`, { headers: auth });
+          const { status } = (await answer.json()) as { status: string };
           if (status === 'failed') throw new Error(`video ${id} failed`);
           if (status === 'completed') pending.delete(id);
         }
@@ -127,13 +131,19 @@ async function main(): Promise<void> {
   await admin.disconnect();
   const api = await startApp(
     usersApiApp,
-    loadConfig('users-api', usersApiConfigSchema, benchEnv({ MEDIA_DIR: mediaDir, OUTBOX_IDLE_POLL_MS: '200' })),
+    loadConfig(
+      'users-api',
+      usersApiConfigSchema,
+      benchEnv({ MEDIA_DIR: mediaDir, OUTBOX_IDLE_POLL_MS: '200', AUTH_ACCESS_TOKEN_TTL_SECONDS: '7200' }),
+    ),
   );
   const db = new Client({ connectionString: DATABASE_URL });
   await db.connect();
   try {
-    const one = await round(api.url, db, mediaDir, 1, videos);
-    const two = await round(api.url, db, mediaDir, 2, videos);
+    // Long enough for both rounds: one sign-in for the whole bench.
+    const { auth } = await signUp(api.url);
+    const one = await round(api.url, auth, db, mediaDir, 1, videos);
+    const two = await round(api.url, auth, db, mediaDir, 2, videos);
     const perMinute = (r: Round) => (JOBS / r.seconds) * 60;
     writeFigure(
       {

@@ -7,6 +7,7 @@ import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { cacheInvalidatorApp } from '../apps/cache-invalidator/src/app';
+import { Account, signUp } from './support/accounts';
 import { bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { appEnv, TEST_DATABASE_URL } from './support/env';
@@ -35,7 +36,8 @@ async function floorOf(client: Redis, id: string): Promise<number> {
 class Stack {
   api!: RunningApp;
   invalidator!: RunningApp;
-  private authorId = '';
+  /** The author of every post, signed in. */
+  private author?: Account;
 
   constructor(readonly redis: TestRedis) {}
 
@@ -51,14 +53,7 @@ class Stack {
         appEnv({ ...redis, CACHE_INVALIDATOR_GROUP: group }),
       ),
     );
-    const name = `author${randomUUID().slice(0, 8)}`;
-    const user = await this.call('POST', '/users', {
-      email: `${name}@example.com`,
-      username: name,
-      password: 'a long password 1',
-    });
-    expect(user.status).toBe(201);
-    this.authorId = ((await user.json()) as { id: string }).id;
+    this.author = await signUp(this.api.url);
     return this;
   }
 
@@ -74,13 +69,13 @@ class Stack {
   call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
     return fetch(`${this.api.url}${path}`, {
       method,
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: { 'content-type': 'application/json', ...this.author?.auth, ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   }
 
   async createPost(title: string): Promise<Post> {
-    const response = await this.call('POST', '/posts', { title, body: 'text', authorId: this.authorId });
+    const response = await this.call('POST', '/posts', { title, body: 'text' });
     expect(response.status).toBe(201);
     return (await response.json()) as Post;
   }

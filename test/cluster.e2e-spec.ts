@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
 import { Client } from 'pg';
 import { kafkaToolConfigSchema, loadConfig } from '@app/config';
+import { SigningKeys } from '@app/auth';
 import { createKafka, EventProducer } from '@app/messaging';
+import { signUp } from './support/accounts';
 import { ChildApp } from './support/child-app';
 import { freshDatabase, KafkaInstance } from './support/cluster';
 import { FaultRow, printFaultTable, tally } from './support/fault-table';
@@ -24,6 +26,8 @@ describe('fault suite: a three-broker cluster', () => {
   let databaseUrl = '';
   let db: Client;
   let api: ChildApp;
+  /** One signing key for every users-api replica: a token one signed holds on the others. */
+  let signingKeys = '';
   let mailer: ChildApp;
 
   const env = (overrides: Record<string, string> = {}) => ({
@@ -38,7 +42,12 @@ describe('fault suite: a three-broker cluster', () => {
   const urlOf = (app: ChildApp) => /listening on (http:\/\/\S+)/.exec(app.printed)![1];
 
   async function startApi(label: string): Promise<ChildApp> {
-    const app = new ChildApp('users-api', `cluster-${label}-${randomUUID().slice(0, 6)}`, env({ PORT: '0' }));
+    signingKeys ||= JSON.stringify({ keys: [await SigningKeys.newJwk()] });
+    const app = new ChildApp(
+      'users-api',
+      `cluster-${label}-${randomUUID().slice(0, 6)}`,
+      env({ PORT: '0', AUTH_SIGNING_KEYS: signingKeys }),
+    );
     apps.push(app);
     await app.start('listening on', 90_000);
     return app;
@@ -371,7 +380,7 @@ describe('fault suite: a three-broker cluster', () => {
   it('per-key order holds with the relay killed between and around two events of a key, over many keys', async () => {
     const second = await startApi('api-2');
     const replicas = [api, second];
-    const author = await register('author');
+    const author = await signUp(urlOf(api), `author-${randomUUID().slice(0, 8)}`);
     const posts = cluster.kafka();
     const from = await topicEnds('posts', posts);
     let restarts = 0;
@@ -403,7 +412,7 @@ describe('fault suite: a three-broker cluster', () => {
           if (!target) throw new Error('no replica up');
           const response = await fetch(`${urlOf(target)}${path}`, {
             method,
-            headers: { 'content-type': 'application/json', 'if-match': '*' },
+            headers: { 'content-type': 'application/json', 'if-match': '*', ...author.auth },
             body: JSON.stringify(body),
           });
           return response.ok ? ((await response.json()) as { id?: string }) : undefined;
@@ -417,11 +426,7 @@ describe('fault suite: a three-broker cluster', () => {
     for (let round = 0; round < 2; round++) {
       const created: string[] = [];
       const creating = Array.from({ length: 24 }, async (_, i) => {
-        const post = await call('POST', '/posts', {
-          title: `round ${round} post ${i}`,
-          body: 'text',
-          authorId: author.id,
-        });
+        const post = await call('POST', '/posts', { title: `round ${round} post ${i}`, body: 'text' });
         if (post?.id) created.push(post.id);
       });
       await waitFor('some posts created', () => created.length >= 8, { timeoutMs: 30_000 });
@@ -440,7 +445,7 @@ describe('fault suite: a three-broker cluster', () => {
       `SELECT message_key, event_id, event_type FROM users_api.outbox
         WHERE topic = 'posts' AND message_key IN (SELECT id::text FROM users_api.posts WHERE author_id = $1)
         ORDER BY id`,
-      [author.id],
+      [author.userId],
     );
     const keys = new Set(committed.rows.map((row) => row.message_key));
     await waitFor(

@@ -1,9 +1,14 @@
 import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { openAsBlob, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { RunningApp } from '@app/runtime';
 import type { Browser } from 'puppeteer-core';
+import { signUp } from './support/accounts';
 import { bootUsersApi } from './support/apps';
+import { OpenApiConformance, OpenApiDocument } from './support/openapi';
+import { makeVideo, removeTestFiles } from './support/videos';
 import { launchBrowser, screenshot, watchPage } from './support/browser';
 import { waitFor } from './support/wait';
 
@@ -17,14 +22,18 @@ interface OpenApi {
 describe('users-api /docs', () => {
   let api: RunningApp;
   let browser: Browser | undefined;
+  const suffix = randomUUID().slice(0, 8);
+  const mediaDir = join(__dirname, '..', '.run', 'test-media', `docs-${suffix}`);
 
   beforeAll(async () => {
-    api = await bootUsersApi({ HTTP_BODY_TIMEOUT_MS: '500' });
+    api = await bootUsersApi({ HTTP_BODY_TIMEOUT_MS: '500', MEDIA_DIR: mediaDir, AUTH_SIGN_IN_MAX_FAILURES: '2' });
   });
 
   afterAll(async () => {
     await browser?.close();
     await api?.app.close();
+    rmSync(mediaDir, { recursive: true, force: true });
+    removeTestFiles(suffix);
   });
 
   it('documents every route the app serves, with the request schemas that validate it', async () => {
@@ -103,6 +112,8 @@ describe('users-api /docs', () => {
     expect(jsonRoutes.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
       'patch /posts/{id}',
       'post /posts',
+      'post /sessions',
+      'post /sessions/refresh',
       'post /users',
     ]);
     for (const { method, path, operation } of jsonRoutes) {
@@ -134,6 +145,153 @@ describe('users-api /docs', () => {
     expect(upload['415'].description).toMatch(/VIDEO\.NOT_MULTIPART.*VIDEO\.UNSUPPORTED_TYPE/);
     expect(upload['408']).toMatchObject({ description: expect.stringContaining('HTTP_REQUEST_TIMEOUT_MS') });
     expect(upload['408'].content).toBeUndefined();
+  });
+
+  it('every answer of a walk through the API, refusals included, is documented and matches its schema', async () => {
+    const document = (await (await fetch(`${api.url}/docs/openapi.json`)).json()) as OpenApiDocument;
+    const conformance = new OpenApiConformance(document);
+    const check = (route: string, response: Response) => conformance.check(route, response);
+    const json = (method: string, body: unknown, headers: Record<string, string> = {}) => ({
+      method,
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    const name = `doc${suffix}`;
+    const password = `correct horse battery ${suffix} staple`;
+    const registered = await fetch(
+      `${api.url}/users`,
+      json('POST', { email: `${name}@example.com`, username: name, password }),
+    );
+    const account = (await check('post /users', registered)) as { id: string; email: string };
+    expect(account.email).toBe(`${name}@example.com`);
+    const session = (await check(
+      'post /sessions',
+      await fetch(`${api.url}/sessions`, json('POST', { email: `${name}@example.com`, password })),
+    )) as { accessToken: string; refreshToken: string };
+    const auth = { authorization: `Bearer ${session.accessToken}` };
+    const me = (await check('get /users/me', await fetch(`${api.url}/users/me`, { headers: auth }))) as {
+      role: string;
+    };
+    expect(me.role).toBe('user');
+    const profile = (await check('get /users/{id}', await fetch(`${api.url}/users/${account.id}`))) as object;
+    expect(profile).not.toHaveProperty('email');
+    await check('get /users/me', await fetch(`${api.url}/users/me`));
+    await check('get /users/{id}', await fetch(`${api.url}/users/${randomUUID()}`));
+    await check('get /.well-known/jwks.json', await fetch(`${api.url}/.well-known/jwks.json`));
+    await check(
+      'post /sessions',
+      await fetch(`${api.url}/sessions`, json('POST', { email: `${name}@example.com`, password: 'wrong' })),
+    );
+    await check(
+      'post /sessions',
+      await fetch(`${api.url}/sessions`, json('POST', { email: `${name}@example.com`, password: 'wrong' })),
+    );
+    // The third failure within the window (AUTH_SIGN_IN_MAX_FAILURES is 2 here): 429.
+    await check(
+      'post /sessions',
+      await fetch(`${api.url}/sessions`, json('POST', { email: `${name}@example.com`, password: 'wrong' })),
+    );
+    await check(
+      'post /sessions/refresh',
+      await fetch(`${api.url}/sessions/refresh`, json('POST', { refreshToken: 'x' })),
+    );
+
+    // Posts: the author writes, someone else is refused, anyone reads.
+    const post = (await check(
+      'post /posts',
+      await fetch(`${api.url}/posts`, json('POST', { title: 'documented', body: 'text' }, auth)),
+    )) as { id: string };
+    await check('post /posts', await fetch(`${api.url}/posts`, json('POST', { title: 't', body: 'b' })));
+    await check(
+      'post /posts',
+      await fetch(`${api.url}/posts`, json('POST', { title: 't', body: 'b', authorId: account.id }, auth)),
+    );
+    await check('get /posts', await fetch(`${api.url}/posts?authorId=${account.id}`));
+    await check('get /posts/{id}', await fetch(`${api.url}/posts/${post.id}`));
+    await check('get /posts/{id}', await fetch(`${api.url}/posts/${randomUUID()}`));
+    const stranger = await signUp(api.url);
+    await check(
+      'patch /posts/{id}',
+      await fetch(
+        `${api.url}/posts/${post.id}`,
+        json('PATCH', { title: 'x' }, { ...stranger.auth, 'if-match': '"1"' }),
+      ),
+    );
+    await check(
+      'delete /posts/{id}',
+      await fetch(`${api.url}/posts/${post.id}`, { method: 'DELETE', headers: stranger.auth }),
+    );
+    await check(
+      'patch /posts/{id}',
+      await fetch(`${api.url}/posts/${post.id}`, json('PATCH', { title: 'x' }, { ...auth, 'if-match': '"1"' })),
+    );
+    await check(
+      'patch /posts/{id}',
+      await fetch(`${api.url}/posts/${post.id}`, json('PATCH', { title: 'y' }, { ...auth, 'if-match': '"1"' })),
+    );
+    await check('delete /posts/{id}', await fetch(`${api.url}/posts/${post.id}`, { method: 'DELETE', headers: auth }));
+
+    // Videos: the uploader's only.
+    const clip = await makeVideo(`docs-${suffix}`, { seconds: 1 });
+    const form = new FormData();
+    form.append('file', await openAsBlob(clip.path), clip.name);
+    const video = (await check(
+      'post /videos',
+      await fetch(`${api.url}/videos`, { method: 'POST', body: form, headers: auth }),
+    )) as { id: string };
+    await check('post /videos', await fetch(`${api.url}/videos`, { method: 'POST', body: new FormData() }));
+    await check('get /videos/{id}', await fetch(`${api.url}/videos/${video.id}`, { headers: auth }));
+    await check('get /videos/{id}', await fetch(`${api.url}/videos/${video.id}`, { headers: stranger.auth }));
+    await check(
+      'get /videos/{id}/thumbnail',
+      await fetch(`${api.url}/videos/${video.id}/thumbnail`, { headers: auth }),
+    );
+    await check('get /videos/{id}/preview', await fetch(`${api.url}/videos/${video.id}/preview`));
+    await check(
+      'delete /videos/{id}',
+      await fetch(`${api.url}/videos/${video.id}`, { method: 'DELETE', headers: stranger.auth }),
+    );
+    await check('delete /videos/{id}', await fetch(`${api.url}/videos/${video.id}`, { method: 'DELETE' }));
+    await check(
+      'delete /videos/{id}',
+      await fetch(`${api.url}/videos/${video.id}`, { method: 'DELETE', headers: auth }),
+    );
+    await check('get /videos/{id}', await fetch(`${api.url}/videos/${video.id}`, { headers: auth }));
+
+    // Signing out, then the refresh token of that sign-in is refused.
+    await check('delete /sessions', await fetch(`${api.url}/sessions`, { method: 'DELETE', headers: auth }));
+    await check('delete /sessions', await fetch(`${api.url}/sessions`, { method: 'DELETE' }));
+    await check(
+      'post /sessions/refresh',
+      await fetch(`${api.url}/sessions/refresh`, json('POST', { refreshToken: session.refreshToken })),
+    );
+
+    expect(conformance.mismatches).toEqual([]);
+    expect([...conformance.seen].sort()).toEqual(
+      expect.arrayContaining([
+        'post /users 201',
+        'post /sessions 201',
+        'post /sessions 401',
+        'post /sessions 429',
+        'get /users/me 200',
+        'get /users/me 401',
+        'post /posts 201',
+        'post /posts 400',
+        'post /posts 401',
+        'patch /posts/{id} 403',
+        'patch /posts/{id} 412',
+        'delete /posts/{id} 403',
+        'delete /posts/{id} 204',
+        'post /videos 202',
+        'post /videos 401',
+        'get /videos/{id} 200',
+        'get /videos/{id} 404',
+        'delete /videos/{id} 204',
+        'delete /videos/{id} 401',
+        'delete /videos/{id} 404',
+        'delete /sessions 204',
+      ]),
+    );
   });
 
   it('serves the UI page and its files from the package, and nothing else from that folder', async () => {

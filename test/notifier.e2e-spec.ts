@@ -140,8 +140,8 @@ describe('notifier: live notifications over Server-Sent Events', () => {
 
     const created = await fetch(`${api.url}/posts`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'hello subscribers', body: 'first post', authorId: owner.userId }),
+      headers: { 'content-type': 'application/json', ...owner.auth },
+      body: JSON.stringify({ title: 'hello subscribers', body: 'first post' }),
     });
     const post = (await created.json()) as { id: string };
     const videoId = randomUUID();

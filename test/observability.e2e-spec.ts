@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
+import { signUp } from './support/accounts';
 import type { ChildApp } from './support/child-app';
 import { OtlpReceiver, ReceivedSpan } from './support/otlp';
 import { RunningSystem } from './support/system';
@@ -103,12 +104,15 @@ describe('observability: registration, video and post flows as traces and logs a
     const clip = await makeVideo(`traced-${suffix}`, { seconds: 2 });
     const form = new FormData();
     form.append('file', await openAsBlob(clip.path), clip.name);
-    const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form });
+    const { auth } = await signUp(apiUrl);
+    const response = await fetch(`${apiUrl}/videos`, { method: 'POST', body: form, headers: auth });
     expect(response.status).toBe(202);
     const { id } = (await response.json()) as { id: string };
     await waitFor(
       'the video to complete',
-      async () => ((await (await fetch(`${apiUrl}/videos/${id}`)).json()) as { status: string }).status === 'completed',
+      async () =>
+        ((await (await fetch(`${apiUrl}/videos/${id}`, { headers: auth })).json()) as { status: string }).status ===
+        'completed',
       { timeoutMs: 90_000 },
     );
 
@@ -141,20 +145,14 @@ describe('observability: registration, video and post flows as traces and logs a
   });
 
   it('a post update: the request, then the invalidation and the notifier push', async () => {
-    const name = `poster${randomUUID().slice(0, 8)}`;
+    const author = await signUp(apiUrl);
     const call = (method: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
       fetch(`${apiUrl}${path}`, {
         method,
-        headers: { 'content-type': 'application/json', ...headers },
+        headers: { 'content-type': 'application/json', ...author.auth, ...headers },
         body: JSON.stringify(body),
       });
-    const user = await call('POST', '/users', {
-      email: `${name}@example.com`,
-      username: name,
-      password: 'a long password 2',
-    });
-    const authorId = ((await user.json()) as { id: string }).id;
-    const created = await call('POST', '/posts', { title: 'first', body: 'text', authorId });
+    const created = await call('POST', '/posts', { title: 'first', body: 'text' });
     expect(created.status).toBe(201);
     const post = (await created.json()) as { id: string; version: number };
     const updated = await call('PATCH', `/posts/${post.id}`, { title: 'second' }, { 'if-match': `"${post.version}"` });

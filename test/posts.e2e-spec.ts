@@ -7,6 +7,7 @@ import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { cacheInvalidatorApp } from '../apps/cache-invalidator/src/app';
+import { Account, signUp } from './support/accounts';
 import { bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { appEnv, TEST_DATABASE_URL } from './support/env';
@@ -31,7 +32,7 @@ describe('posts: cache-aside kept correct by events', () => {
   const group = `cache-invalidator-${randomUUID().slice(0, 8)}`;
   let api: RunningApp;
   let invalidator: RunningApp | undefined;
-  let authorId: string;
+  let author: Account;
 
   const startInvalidator = async () => {
     invalidator = await startApp(
@@ -48,14 +49,21 @@ describe('posts: cache-aside kept correct by events', () => {
     invalidator = undefined;
   };
 
-  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  /** A request as `as` (the author unless told otherwise; `null`: no token). */
+  const call = (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    as: Account | null = author,
+  ) =>
     fetch(`${api.url}${path}`, {
       method,
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: { 'content-type': 'application/json', ...(as ? as.auth : {}), ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   const createPost = async (title = 'first title'): Promise<Post> => {
-    const response = await call('POST', '/posts', { title, body: 'line one\nline two', authorId });
+    const response = await call('POST', '/posts', { title, body: 'line one\nline two' });
     expect(response.status).toBe(201);
     return (await response.json()) as Post;
   };
@@ -83,14 +91,7 @@ describe('posts: cache-aside kept correct by events', () => {
     await db.connect();
     api = await bootUsersApi({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '500', POST_CACHE_TTL_SECONDS: '600' });
     await startInvalidator();
-    const name = `author${randomUUID().slice(0, 8)}`;
-    const user = await call('POST', '/users', {
-      email: `${name}@example.com`,
-      username: name,
-      password: 'a long password 1',
-    });
-    expect(user.status).toBe(201);
-    authorId = ((await user.json()) as { id: string }).id;
+    author = await signUp(api.url);
   });
 
   afterAll(async () => {
@@ -233,16 +234,11 @@ describe('posts: cache-aside kept correct by events', () => {
   });
 
   it('pages newest first by author, with a cursor that neither skips nor repeats', async () => {
-    const name = `pager${randomUUID().slice(0, 8)}`;
-    const user = await call('POST', '/users', {
-      email: `${name}@example.com`,
-      username: name,
-      password: 'a long password 1',
-    });
-    const pager = ((await user.json()) as { id: string }).id;
+    const pagerAccount = await signUp(api.url);
+    const pager = pagerAccount.userId;
     const made: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const response = await call('POST', '/posts', { title: `post ${i}`, body: 'text', authorId: pager });
+      const response = await call('POST', '/posts', { title: `post ${i}`, body: 'text' }, {}, pagerAccount);
       made.push(((await response.json()) as Post).id);
     }
     const seen: string[] = [];
@@ -259,12 +255,11 @@ describe('posts: cache-aside kept correct by events', () => {
 
   it('bad input gets 4xx with a message per field, and nothing is written', async () => {
     const cases: [unknown, number, string[]][] = [
-      [{}, 400, ['title', 'body', 'authorId']],
-      [{ title: 'a\r\nBcc: x', body: 'b', authorId }, 400, ['title']],
-      [{ title: 't', body: 'carriage\rreturn', authorId }, 400, ['body']],
-      [{ title: 't', body: 'b', authorId, role: 'admin' }, 400, ['role']],
+      [{}, 400, ['title', 'body']],
+      [{ title: 'a\r\nBcc: x', body: 'b' }, 400, ['title']],
+      [{ title: 't', body: 'carriage\rreturn' }, 400, ['body']],
+      [{ title: 't', body: 'b', role: 'admin' }, 400, ['role']],
       [{ title: ' ', body: 'b', authorId: 'nope' }, 400, ['title', 'authorId']],
-      [{ title: 't', body: 'b', authorId: randomUUID() }, 422, ['authorId']],
     ];
     for (const [body, status, fields] of cases) {
       const response = await call('POST', '/posts', body);
@@ -283,6 +278,77 @@ describe('posts: cache-aside kept correct by events', () => {
     const post = await createPost('valid');
     expect((await call('PATCH', `/posts/${post.id}`, {}, { 'if-match': '"1"' })).status).toBe(400);
     expect((await call('PATCH', `/posts/${post.id}`, { title: 'x' }, { 'if-match': 'W/"1"' })).status).toBe(400);
-    expect((await call('PATCH', `/posts/${post.id}`, { authorId }, { 'if-match': '"1"' })).status).toBe(400);
+    expect((await call('PATCH', `/posts/${post.id}`, { authorId: author.userId }, { 'if-match': '"1"' })).status).toBe(
+      400,
+    );
+  });
+
+  describe('ownership: only the author writes a post, anyone reads it', () => {
+    /** Everything a refused write must leave as it was: the row, its version, and its events. */
+    const stateOf = async (id: string) => ({
+      row: (await db.query(`SELECT title, body, version, author_id FROM users_api.posts WHERE id = $1`, [id])).rows,
+      events: (
+        await db.query<{ type: string }>(
+          `SELECT event_type AS type FROM users_api.outbox WHERE message_key = $1 ORDER BY id`,
+          [id],
+        )
+      ).rows.map((row) => row.type),
+    });
+    const postCount = async () =>
+      (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM users_api.posts`)).rows[0].n;
+
+    it("a post is the signed-in user's: an authorId in the body is refused, naming it, and no post is made", async () => {
+      const other = await signUp(api.url);
+      const before = await postCount();
+      const response = await call('POST', '/posts', { title: 't', body: 'b', authorId: other.userId });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({
+        code: 'VALIDATION.FAILED',
+        errors: [{ field: 'authorId', message: 'is not an allowed field' }],
+      });
+      const anonymous = await call('POST', '/posts', { title: 't', body: 'b' }, {}, null);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
+      expect(await postCount()).toBe(before);
+      // Without an authorId, the post is the caller's.
+      const own = (await (await call('POST', '/posts', { title: 't', body: 'b' }, {}, other)).json()) as Post;
+      expect(own.authorId).toBe(other.userId);
+    });
+
+    it("someone else's PATCH or DELETE: 403 POST.NOT_AUTHOR, the post unchanged, no event", async () => {
+      const post = await createPost('mine');
+      const before = await stateOf(post.id);
+      expect(before.events).toEqual(['post.created.v1']);
+      const stranger = await signUp(api.url);
+      for (const ifMatch of ['"1"', '*']) {
+        const patched = await call(
+          'PATCH',
+          `/posts/${post.id}`,
+          { title: 'theirs' },
+          { 'if-match': ifMatch },
+          stranger,
+        );
+        expect({ ifMatch, status: patched.status, body: await patched.json() }).toEqual({
+          ifMatch,
+          status: 403,
+          body: expect.objectContaining({ code: 'POST.NOT_AUTHOR' }),
+        });
+        const deleted = await call('DELETE', `/posts/${post.id}`, undefined, { 'if-match': ifMatch }, stranger);
+        // As text: a wrongly accepted delete (204) has no body to parse, and must fail on the status.
+        expect({ ifMatch, status: deleted.status, body: await deleted.text() }).toEqual({
+          ifMatch,
+          status: 403,
+          body: expect.stringContaining('"code":"POST.NOT_AUTHOR"'),
+        });
+      }
+      // Without a token: 401, and the same nothing.
+      expect((await call('PATCH', `/posts/${post.id}`, { title: 'x' }, { 'if-match': '"1"' }, null)).status).toBe(401);
+      expect((await call('DELETE', `/posts/${post.id}`, undefined, {}, null)).status).toBe(401);
+      expect(await stateOf(post.id)).toEqual(before);
+      // Reading stays public; the author still writes.
+      expect((await call('GET', `/posts/${post.id}`, undefined, {}, null)).status).toBe(200);
+      expect((await patch(post.id, 1, 'still mine')).version).toBe(2);
+      expect((await call('DELETE', `/posts/${post.id}`, undefined, { 'if-match': '"2"' })).status).toBe(204);
+    });
   });
 });

@@ -8,6 +8,7 @@ import { ALL_TOPICS } from '@app/contracts';
 import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { usersApiApp } from '../apps/users-api/src/app';
+import { Account, signUp } from './support/accounts';
 import { testKafka } from './support/broker';
 import { appEnv, TEST_DATABASE_URL } from './support/env';
 import { memoryLogger } from './support/log-lines';
@@ -26,6 +27,8 @@ describe('an upload aborted mid-body', () => {
   // The app's own JSON logger, at info, into memory: the request lines as an operator would read them.
   const { logger, lines } = memoryLogger('users-api');
   let api: RunningApp;
+  /** Uploads need a signed-in user: every upload here is theirs. */
+  let uploader: Account;
 
   const uploads = () => (existsSync(join(mediaDir, 'uploads')) ? readdirSync(join(mediaDir, 'uploads')) : []);
   const counts = async () =>
@@ -45,6 +48,7 @@ describe('an upload aborted mid-body', () => {
     );
     api = await startApp(usersApiApp, config, logger);
     await db.connect();
+    uploader = await signUp(api.url);
   });
 
   afterAll(async () => {
@@ -63,7 +67,8 @@ describe('an upload aborted mid-body', () => {
     const socket = connect(Number(new URL(api.url).port), '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(
-      `POST /videos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n` +
+      `POST /videos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${uploader.auth.authorization}\r\n` +
+        `Content-Type: multipart/form-data; boundary=${boundary}\r\n` +
         `Content-Length: ${10 * 1024 * 1024}\r\n\r\n`,
     );
     socket.write(partHead);
@@ -89,6 +94,8 @@ describe('an upload aborted mid-body', () => {
   });
 
   it('a body the server cuts off at its deadline keeps its 408, and a refused upload its 4xx: only the client aborts', async () => {
+    // After the sign-up's own POST /users.
+    const from = lines.length;
     const socket = connect(Number(new URL(api.url).port), '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(
@@ -97,7 +104,7 @@ describe('an upload aborted mid-body', () => {
     const answer = await new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString())));
     expect(answer).toMatch(/^HTTP\/1.1 408/);
     const timedOut = await waitFor('the request line of the slow body', () =>
-      lines.find((l) => l.req?.method === 'POST' && l.req.url === '/users'),
+      lines.slice(from).find((l) => l.req?.method === 'POST' && l.req.url === '/users'),
     );
     expect({ status: timedOut.res?.statusCode, message: timedOut.message }).toEqual({
       status: 408,
@@ -106,7 +113,7 @@ describe('an upload aborted mid-body', () => {
 
     const form = new FormData();
     form.append('file', new Blob(['meeting notes, not a video\n'.repeat(400)]), 'notes.mp4');
-    const refused = await fetch(`${api.url}/videos`, { method: 'POST', body: form });
+    const refused = await fetch(`${api.url}/videos`, { method: 'POST', body: form, headers: uploader.auth });
     expect(refused.status).toBe(415);
     await waitFor('the refused upload in the log', () =>
       lines.some((l) => l.req?.url === '/videos' && l.res?.statusCode === 415 && / 415 \d+ ms$/.test(l.message)),
@@ -127,7 +134,8 @@ describe('an upload aborted mid-body', () => {
     const socket = connect(Number(new URL(api.url).port), '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(
-      `POST /videos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n` +
+      `POST /videos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${uploader.auth.authorization}\r\n` +
+        `Content-Type: multipart/form-data; boundary=${boundary}\r\n` +
         `Content-Length: ${10 * 1024 * 1024}\r\n\r\n--${boundary}\r\n` +
         `Content-Disposition: form-data; name="file"; filename="slow.mp4"\r\nContent-Type: video/mp4\r\n\r\n`,
     );

@@ -9,6 +9,7 @@ import { ensureTopics } from '@app/messaging';
 import { RunningApp, startApp } from '@app/runtime';
 import { VideosService } from '../apps/users-api/src/videos/videos.service';
 import { videoProcessorApp } from '../apps/video-processor/src/app';
+import { Account, signUp } from './support/accounts';
 import { bootUsersApi } from './support/apps';
 import { testKafka } from './support/broker';
 import { ChildApp } from './support/child-app';
@@ -69,6 +70,8 @@ describe('videos: upload, work queue, renditions', () => {
   const db = new Client({ connectionString: TEST_DATABASE_URL });
   const processors: RunningApp[] = [];
   let api: RunningApp;
+  /** The uploader of every video of this suite. */
+  let owner: Account;
   let clip: TestVideo;
   let silent: TestVideo;
 
@@ -85,7 +88,7 @@ describe('videos: upload, work queue, renditions', () => {
   async function upload(file: TestVideo, field = 'file'): Promise<Response> {
     const form = new FormData();
     form.append(field, await openAsBlob(file.path), file.name);
-    return fetch(`${api.url}/videos`, { method: 'POST', body: form });
+    return fetch(`${api.url}/videos`, { method: 'POST', body: form, headers: owner.auth });
   }
 
   async function submit(file: TestVideo): Promise<Video> {
@@ -96,7 +99,10 @@ describe('videos: upload, work queue, renditions', () => {
     return video;
   }
 
-  const get = async (id: string) => (await (await fetch(`${api.url}/videos/${id}`)).json()) as Video;
+  /** A path of users-api as the owner asks for it. */
+  const asOwner = (path: string, init: RequestInit = {}) =>
+    fetch(`${api.url}${path}`, { ...init, headers: { ...owner.auth, ...(init.headers as Record<string, string>) } });
+  const get = async (id: string) => (await (await asOwner(`/videos/${id}`)).json()) as Video;
   const settled = (id: string, timeoutMs = 90_000) =>
     waitFor(
       `video ${id} to finish`,
@@ -138,8 +144,11 @@ describe('videos: upload, work queue, renditions', () => {
       MEDIA_DIR: mediaDir,
       OUTBOX_IDLE_POLL_MS: '200',
       VIDEO_MAX_BYTES: String(40 * 1024 * 1024),
+      // One sign-in for the whole suite, which runs longer than the default 15 minutes on a busy machine.
+      AUTH_ACCESS_TOKEN_TTL_SECONDS: '7200',
     });
     await db.connect();
+    owner = await signUp(api.url);
   });
 
   afterAll(async () => {
@@ -160,7 +169,7 @@ describe('videos: upload, work queue, renditions', () => {
     expect(video.metadata?.durationSeconds).toBeCloseTo(2, 0);
     expect(video.metadata?.sizeBytes).toBeGreaterThan(0);
 
-    const thumbnail = await fetch(`${api.url}${video.thumbnailUrl}`);
+    const thumbnail = await asOwner(video.thumbnailUrl!);
     expect(thumbnail.status).toBe(200);
     expect(thumbnail.headers.get('content-type')).toBe('image/jpeg');
     const thumbnailFile = join(mediaDir, `thumb-${video.id}.jpg`);
@@ -168,14 +177,14 @@ describe('videos: upload, work queue, renditions', () => {
     const thumb = await ffprobe(thumbnailFile);
     expect(thumb.streams[0]).toMatchObject({ codec_name: 'mjpeg', width: 160 });
 
-    const preview = await fetch(`${api.url}${video.previewUrl}`);
+    const preview = await asOwner(video.previewUrl!);
     expect(preview.status).toBe(200);
     const previewFile = join(mediaDir, `preview-${video.id}.mp4`);
     writeFileSync(previewFile, Buffer.from(await preview.arrayBuffer()));
     const probed = await ffprobe(previewFile);
     expect(probed.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', height: 120 });
     expect(probed.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
-    const ranged = await fetch(`${api.url}${video.previewUrl}`, { headers: { range: 'bytes=0-99' } });
+    const ranged = await asOwner(video.previewUrl!, { headers: { range: 'bytes=0-99' } });
     expect(ranged.status).toBe(206);
     expect(ranged.headers.get('content-range')).toMatch(/^bytes 0-99\/\d+$/);
     expect((await ranged.arrayBuffer()).byteLength).toBe(100);
@@ -234,16 +243,10 @@ describe('videos: upload, work queue, renditions', () => {
       ['an empty file', () => upload(empty), 400, 'VIDEO.EMPTY'],
       ['over VIDEO_MAX_BYTES', () => upload(big), 413, 'VIDEO.TOO_LARGE'],
       ['the file in another field', () => upload(clip, 'video'), 400, 'VALIDATION.FAILED'],
-      [
-        'no file at all',
-        () => fetch(`${api.url}/videos`, { method: 'POST', body: new FormData() }),
-        400,
-        'VALIDATION.FAILED',
-      ],
+      ['no file at all', () => asOwner('/videos', { method: 'POST', body: new FormData() }), 400, 'VALIDATION.FAILED'],
       [
         'JSON instead of multipart',
-        () =>
-          fetch(`${api.url}/videos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+        () => asOwner('/videos', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
         415,
         'VIDEO.NOT_MULTIPART',
       ],
@@ -532,11 +535,154 @@ describe('videos: upload, work queue, renditions', () => {
     expect(video).toMatchObject({ status: 'completed', progress: 100 });
     expect(video.metadata).toMatchObject({ width: 320, height: 240, videoCodec: 'h264' });
     // What the earlier run left is what is served: nothing was transcoded again.
-    expect(Buffer.from(await (await fetch(`${api.url}${video.previewUrl}`)).arrayBuffer())).toEqual(earlier.preview);
-    expect(Buffer.from(await (await fetch(`${api.url}${video.thumbnailUrl}`)).arrayBuffer())).toEqual(
-      earlier.thumbnail,
-    );
+    expect(Buffer.from(await (await asOwner(video.previewUrl!)).arrayBuffer())).toEqual(earlier.preview);
+    expect(Buffer.from(await (await asOwner(video.thumbnailUrl!)).arrayBuffer())).toEqual(earlier.thumbnail);
     expect((await resultsFor([id])).map((r) => r.type)).toEqual(['video.processed.v1']);
     await stopProcessors();
+  });
+  describe('ownership', () => {
+    /** The answer to a path, without the id: an unknown id's and someone else's must be the same. */
+    const answer = async (path: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${api.url}${path}`, { headers });
+      const text = await response.text();
+      return {
+        status: response.status,
+        type: response.headers.get('content-type'),
+        body: text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>'),
+      };
+    };
+    const stored = async (id?: string) => ({
+      ...(
+        await db.query<{ videos: number; submitted: number }>(
+          `SELECT (SELECT count(*)::int FROM users_api.videos) AS videos,
+                  (SELECT count(*)::int FROM users_api.outbox WHERE event_type = 'video.submitted.v1') AS submitted`,
+        )
+      ).rows[0],
+      uploads: uploadsOnDisk().length,
+      files: id && existsSync(join(mediaDir, 'videos', id)) ? readdirSync(join(mediaDir, 'videos', id)).sort() : [],
+    });
+
+    it("someone else's video, signed in or not, answers the 404 of an unknown id, on status, thumbnail and preview", async () => {
+      await startProcessor();
+      const video = await settled((await submit(clip)).id);
+      expect(video.status).toBe('completed');
+      const stranger = await signUp(api.url);
+      const unknown = randomUUID();
+      for (const path of ['', '/thumbnail', '/preview']) {
+        const own = await answer(`/videos/${video.id}${path}`, owner.auth);
+        expect({ path, status: own.status }).toEqual({ path, status: 200 });
+        const none = await answer(`/videos/${unknown}${path}`, stranger.auth);
+        expect(none).toMatchObject({ status: 404, body: expect.stringContaining('"code":"VIDEO.NOT_FOUND"') });
+        expect({ path, ...(await answer(`/videos/${video.id}${path}`, stranger.auth)) }).toEqual({ path, ...none });
+        expect({ path, ...(await answer(`/videos/${video.id}${path}`)) }).toEqual({ path, ...none });
+        expect({ path, ...(await answer(`/videos/${unknown}${path}`)) }).toEqual({ path, ...none });
+      }
+      // A token that is sent but does not hold is refused whatever the id: that tells nothing about the video.
+      const forged = { authorization: `Bearer ${owner.accessToken.slice(0, -4)}AAAA` };
+      expect((await answer(`/videos/${video.id}`, forged)).status).toBe(401);
+      expect((await answer(`/videos/${unknown}`, forged)).status).toBe(401);
+
+      // The owner rides on every event of the video: the job, its progress and its result.
+      const [job] = (
+        await db.query<{ owner: string }>(
+          `SELECT value::jsonb->'data'->>'ownerId' AS owner FROM users_api.outbox
+            WHERE message_key = $1 AND event_type = 'video.submitted.v1'`,
+          [video.id],
+        )
+      ).rows;
+      expect(job.owner).toBe(owner.userId);
+      const events = (await readTopic('video-processed', await topicEnds('video-processed')))
+        .map((m) => JSON.parse(m.value ?? '{}') as { type: string; data: { videoId: string; ownerId?: string } })
+        .filter((e) => e.data.videoId === video.id);
+      expect(events.map((e) => e.type)).toContain('video.processed.v1');
+      expect(events.map((e) => e.type)).toContain('video.progress.v1');
+      expect(events.filter((e) => e.data.ownerId !== owner.userId)).toEqual([]);
+      await stopProcessors();
+    });
+
+    it('an upload without a token (a cross-site no-cors form post cannot send one) is refused 401: nothing stored or published', async () => {
+      const before = await stored();
+      const form = new FormData();
+      form.append('file', await openAsBlob(clip.path), clip.name);
+      // What a page of another site can send without a preflight: a form, with the user's cookies, no Authorization.
+      const response = await fetch(`${api.url}/videos`, {
+        method: 'POST',
+        body: form,
+        headers: {
+          origin: 'https://elsewhere.example',
+          cookie: 'session=from-the-browser',
+          'sec-fetch-mode': 'no-cors',
+        },
+      });
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer');
+      expect(await response.json()).toMatchObject({ code: 'AUTH.TOKEN_MISSING' });
+      expect(await stored()).toEqual(before);
+    });
+
+    it('deleting a video: 204, its status 404 at once, its upload and renditions removed, a second delete 404', async () => {
+      await startProcessor();
+      const video = await settled((await submit(clip)).id);
+      expect(video.status).toBe('completed');
+      expect((await stored(video.id)).files).toEqual(['preview.mp4', 'thumbnail.jpg']);
+      expect(existsSync(join(mediaDir, 'uploads', video.id))).toBe(true);
+
+      // Not the owner: the same 404 as for an unknown id, and nothing is removed or published.
+      const stranger = await signUp(api.url);
+      const refused = await fetch(`${api.url}/videos/${video.id}`, { method: 'DELETE', headers: stranger.auth });
+      expect(refused.status).toBe(404);
+      expect(await refused.json()).toMatchObject({ code: 'VIDEO.NOT_FOUND' });
+      expect((await fetch(`${api.url}/videos/${video.id}`, { method: 'DELETE' })).status).toBe(401);
+      expect((await get(video.id)).status).toBe('completed');
+
+      const removed = await asOwner(`/videos/${video.id}`, { method: 'DELETE' });
+      expect(removed.status).toBe(204);
+      expect((await asOwner(`/videos/${video.id}`)).status).toBe(404);
+      expect((await asOwner(`/videos/${video.id}/preview`)).status).toBe(404);
+      await waitFor(
+        'the upload and the renditions to be removed',
+        () => !existsSync(join(mediaDir, 'uploads', video.id)) && !existsSync(join(mediaDir, 'videos', video.id)),
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+      const second = await asOwner(`/videos/${video.id}`, { method: 'DELETE' });
+      expect(second.status).toBe(404);
+      const deleted = (
+        await db.query<{ data: { videoId: string; ownerId: string; sourceKey: string } }>(
+          `SELECT value::jsonb->'data' AS data FROM users_api.outbox WHERE message_key = $1 AND event_type = 'video.deleted.v1'`,
+          [video.id],
+        )
+      ).rows;
+      expect(deleted.map((row) => row.data)).toEqual([
+        expect.objectContaining({ videoId: video.id, ownerId: owner.userId, sourceKey: `uploads/${video.id}` }),
+      ]);
+      await stopProcessors();
+    });
+
+    it('deleting a video while it is processed stops its job: ffmpeg ends, nothing is left, no result is published', async () => {
+      const long = await makeVideo(`deleted-${suffix}`, { seconds: 60, size: '480x360' });
+      await startProcessor();
+      const { id } = await submit(long);
+      await waitFor(
+        'ffmpeg to be encoding the preview',
+        async () => (await ffmpegProcessesWith(id)).length > 0 && (await get(id)).progress > 10,
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+      expect((await asOwner(`/videos/${id}`, { method: 'DELETE' })).status).toBe(204);
+      await waitFor('ffmpeg to be stopped', async () => (await ffmpegProcessesWith(id)).length === 0, {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+      });
+      await waitFor(
+        'the upload and the outputs to be removed',
+        () => !existsSync(join(mediaDir, 'uploads', id)) && !existsSync(join(mediaDir, 'videos', id)),
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+      await waitForDrained(group, ['video-processing']);
+      // The job is over (its claim completed), and it reported nothing: neither processed nor failed.
+      expect(await claimOf(id)).toMatchObject({ runs: 1, completed: true });
+      expect(await resultsFor([id])).toEqual([]);
+      expect((await asOwner(`/videos/${id}`)).status).toBe(404);
+      await stopProcessors();
+    });
   });
 });

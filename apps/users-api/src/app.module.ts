@@ -15,6 +15,7 @@ import { OutboxParking1764100000000 } from './migrations/1764100000000-outbox-pa
 import { Videos1764200000000 } from './migrations/1764200000000-videos';
 import { Posts1764300000000 } from './migrations/1764300000000-posts';
 import { Sessions1764400000000 } from './migrations/1764400000000-sessions';
+import { VideoOwners1764500000000 } from './migrations/1764500000000-video-owners';
 import { PostsModule } from './posts/posts.module';
 import { SCHEMA } from './schema';
 import { SessionsModule } from './sessions/sessions.module';
@@ -37,6 +38,7 @@ export class AppModule {
             Videos1764200000000,
             Posts1764300000000,
             Sessions1764400000000,
+            VideoOwners1764500000000,
           ],
           applicationName: 'users-api',
         }),

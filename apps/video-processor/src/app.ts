@@ -3,10 +3,11 @@ import { videoProcessorConfigSchema } from '@app/config';
 import { DatabaseModule } from '@app/database';
 import { MediaModule } from '@app/media';
 import { defineApp } from '@app/runtime';
-import { VideoJobsConsumer } from './jobs/video-jobs.consumer';
+import { VideoDeletionsConsumer, VideoJobsConsumer } from './jobs/video-jobs.consumer';
 import { VideoProcessorService } from './jobs/video-processor.service';
 import { Claims1764200000000 } from './migrations/1764200000000-claims';
 import { ClaimsPruning1764300000000 } from './migrations/1764300000000-claims-pruning';
+import { DeletedVideos1764400000000 } from './migrations/1764400000000-deleted-videos';
 import { SCHEMA } from './schema';
 
 @Module({
@@ -14,12 +15,12 @@ import { SCHEMA } from './schema';
     DatabaseModule.forApp({
       schema: SCHEMA,
       entities: [],
-      migrations: [Claims1764200000000, ClaimsPruning1764300000000],
+      migrations: [Claims1764200000000, ClaimsPruning1764300000000, DeletedVideos1764400000000],
       applicationName: 'video-processor',
     }),
     MediaModule.forApp(),
   ],
-  controllers: [VideoJobsConsumer],
+  controllers: [VideoJobsConsumer, VideoDeletionsConsumer],
   providers: [VideoProcessorService],
 })
 class AppModule {}

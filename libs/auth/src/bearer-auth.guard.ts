@@ -11,7 +11,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { AuthError } from './auth-errors';
-import type { Role, VerifiedIdentity } from './identity';
+import type { Identity, Role, VerifiedIdentity } from './identity';
 import { cookieTokenOf } from './session-cookie';
 import { TokenVerifier } from './token-verifier';
 
@@ -20,6 +20,7 @@ export const TOKEN_VERIFIER = Symbol('TOKEN_VERIFIER');
 
 const REQUIRED_ROLE = 'auth:role';
 const TOKEN_COOKIE = 'auth:cookie';
+const OPTIONAL = 'auth:optional';
 
 type AuthenticatedRequest = Request & { identity?: VerifiedIdentity };
 
@@ -41,8 +42,11 @@ export class BearerAuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const targets = [context.getHandler(), context.getClass()];
+    const optional = this.reflector.getAllAndOverride<boolean | undefined>(OPTIONAL, targets);
     const cookie = this.reflector.getAllAndOverride<string | undefined>(TOKEN_COOKIE, targets);
     const { authorization } = request.headers;
+    // No credentials at all on an optional route: anonymous. Credentials that are sent are checked all the same.
+    if (optional && (authorization === undefined || authorization.trim() === '')) return true;
     const token =
       cookie !== undefined && authorization === undefined
         ? cookieTokenOf(request.headers.cookie, cookie)
@@ -67,9 +71,23 @@ export const Authenticated = (role: Role = 'user') =>
 export const AuthenticatedByCookie = (cookie: string, role: Role = 'user') =>
   applyDecorators(SetMetadata(REQUIRED_ROLE, role), SetMetadata(TOKEN_COOKIE, cookie), UseGuards(BearerAuthGuard));
 
+/**
+ * The route serves anonymous callers too (`OptionalUser()` is then undefined), and knows the user when a Bearer token
+ * is sent; a token that is sent but does not hold is refused (401) as on `@Authenticated()` routes. For answers that
+ * must not tell "not yours" from "not there" (404 to everyone but the owner).
+ */
+export const OptionallyAuthenticated = () =>
+  applyDecorators(SetMetadata(REQUIRED_ROLE, 'user'), SetMetadata(OPTIONAL, true), UseGuards(BearerAuthGuard));
+
 /** The signed-in user of an `@Authenticated()` route. */
 export const CurrentUser = createParamDecorator((_data: unknown, context: ExecutionContext): VerifiedIdentity => {
   const identity = context.switchToHttp().getRequest<AuthenticatedRequest>().identity;
   if (!identity) throw AuthError.missing();
   return identity;
 });
+
+/** The signed-in user of an `@OptionallyAuthenticated()` route, or undefined for an anonymous caller. */
+export const OptionalUser = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): Identity | undefined =>
+    context.switchToHttp().getRequest<AuthenticatedRequest>().identity,
+);

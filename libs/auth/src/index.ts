@@ -6,6 +6,8 @@ export {
   BearerAuthGuard,
   bearerTokenOf,
   CurrentUser,
+  OptionallyAuthenticated,
+  OptionalUser,
   TOKEN_VERIFIER,
 } from './bearer-auth.guard';
 export { ACCESS_TOKEN_AUDIENCE, ROLES } from './identity';

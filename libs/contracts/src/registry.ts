@@ -4,7 +4,7 @@ import { EmailRequestedV1 } from './events/email-requested.v1';
 import { EmailSentV1 } from './events/email-sent.v1';
 import { PostCreatedV1, PostDeletedV1, PostUpdatedV1 } from './events/post.v1';
 import { UserRegisteredV1 } from './events/user-registered.v1';
-import { VideoFailedV1, VideoProcessedV1, VideoProgressV1, VideoSubmittedV1 } from './events/video.v1';
+import { VideoDeletedV1, VideoFailedV1, VideoProcessedV1, VideoProgressV1, VideoSubmittedV1 } from './events/video.v1';
 import { Topic, Topics } from './topics';
 
 /**
@@ -18,6 +18,12 @@ export const EventRegistry = {
   'video.submitted.v1': {
     topic: Topics.VideoProcessing,
     schema: VideoSubmittedV1,
+    producer: 'users-api',
+    key: 'video id',
+  },
+  'video.deleted.v1': {
+    topic: Topics.VideoProcessing,
+    schema: VideoDeletedV1,
     producer: 'users-api',
     key: 'video id',
   },

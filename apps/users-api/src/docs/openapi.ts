@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { VideoMetadata } from '@app/contracts';
 import { CreatePostBody, ListPostsQuery, PostIdParam, UpdatePostBody } from '../posts/posts.schemas';
+import { RefreshBody, SignInBody } from '../sessions/sessions.schemas';
 import { RegisterUserBody, UserIdParam } from '../users/users.schemas';
 import { VideoIdParam } from '../videos/videos.controller';
 
@@ -28,7 +29,27 @@ const ApiError = z.object({
     .describe('One entry per field'),
 });
 
-const User = z.object({ id: z.uuid(), email: z.string(), username: z.string(), createdAt: z.iso.datetime() });
+/** What anyone may read about a user (GET /users/{id}): no email address. */
+const PublicUser = z.strictObject({ id: z.uuid(), username: z.string(), createdAt: z.iso.datetime() });
+/** The account as its owner sees it: on registering (POST /users) and signed in (GET /users/me, with the role). */
+const Account = z.strictObject({
+  id: z.uuid(),
+  email: z.string(),
+  username: z.string(),
+  createdAt: z.iso.datetime(),
+  role: z.enum(['user', 'admin']).optional().describe('On GET /users/me; a new role reaches the next token'),
+});
+const Session = z.strictObject({
+  accessToken: z.string().describe('An ES256 JWT: send it as Authorization: Bearer <accessToken>'),
+  refreshToken: z.string().describe('Single use: POST /sessions/refresh answers the next pair'),
+  tokenType: z.literal('Bearer'),
+  expiresIn: z.number().int().positive().describe('Seconds the access token is valid'),
+});
+const Jwks = z.object({
+  keys: z.array(
+    z.looseObject({ kty: z.string(), kid: z.string(), alg: z.string().optional(), use: z.string().optional() }),
+  ),
+});
 const Post = z.object({
   id: z.uuid(),
   authorId: z.uuid(),
@@ -73,8 +94,22 @@ const ifMatch = (required: boolean) => ({
 });
 const common = {
   '400': error('Validation failed: one entry per field in `errors`'),
-  '429': error('Rate limit (RATE_LIMIT_PER_MINUTE per client IP)'),
+  '429': error('Rate limit (RATE_LIMIT_PER_MINUTE per client IP, REQUEST.RATE_LIMITED); Retry-After may say when'),
   '500': error('Unexpected error'),
+};
+
+/** Operations that need `Authorization: Bearer <accessToken>` (POST /sessions answers one). */
+const signedIn = { security: [{ bearerAuth: [] }] };
+/** Operations anyone may call. */
+const anyone = { security: [] };
+const unauthorized = {
+  '401': error(
+    'No access token, or one that does not hold (AUTH.TOKEN_MISSING, AUTH.TOKEN_INVALID, AUTH.TOKEN_EXPIRED); WWW-Authenticate: Bearer',
+  ),
+};
+/** Owner-only reads: a token is optional, and only a token that is sent but does not hold gets a 401. */
+const tokenSent = {
+  '401': error('An access token was sent and does not hold (AUTH.TOKEN_INVALID, AUTH.TOKEN_EXPIRED)'),
 };
 
 /** What the HTTP boundary answers on every route that takes a JSON body, before a handler sees it. */
@@ -100,7 +135,12 @@ function queryParameters(query: z.ZodObject): unknown[] {
 /** Stable names for client generators, and the group each operation is listed under (its first path segment). */
 const OPERATION_IDS: Record<string, string> = {
   'post /users': 'registerUser',
+  'get /users/me': 'getOwnAccount',
   'get /users/{id}': 'getUser',
+  'post /sessions': 'signIn',
+  'delete /sessions': 'signOut',
+  'post /sessions/refresh': 'refreshSession',
+  'get /.well-known/jwks.json': 'getSigningKeys',
   'post /posts': 'createPost',
   'get /posts': 'listPosts',
   'get /posts/{id}': 'getPost',
@@ -108,6 +148,7 @@ const OPERATION_IDS: Record<string, string> = {
   'delete /posts/{id}': 'deletePost',
   'post /videos': 'uploadVideo',
   'get /videos/{id}': 'getVideo',
+  'delete /videos/{id}': 'deleteVideo',
   'get /videos/{id}/thumbnail': 'getVideoThumbnail',
   'get /videos/{id}/preview': 'getVideoPreview',
 };
@@ -122,7 +163,8 @@ function named(paths: Paths): Paths {
         Object.entries(methods).map(([method, operation]) => {
           const operationId = OPERATION_IDS[`${method} ${path}`];
           if (!operationId) throw new Error(`no operationId for ${method} ${path}`);
-          return [method, { operationId, tags: [path.split('/')[1]], ...operation }];
+          const tag = path.startsWith('/.well-known') ? 'sessions' : path.split('/')[1];
+          return [method, { operationId, tags: [tag], ...operation }];
         }),
       ),
     ]),
@@ -136,47 +178,115 @@ export function buildOpenApi(): Record<string, unknown> {
       title: 'users-api',
       version: '1.0.0',
       description:
-        'Registration (the welcome email is sent by email-service from the user.registered event), video upload and processing status, posts with a Redis cache kept correct by events. Every write commits its events through a transactional outbox; the events are described by docs/asyncapi.yaml in the repository.',
+        'Registration (the welcome email is sent by email-service from the user.registered event), sign-in with access and refresh tokens, video upload and processing status, posts with a Redis cache kept correct by events. Posts belong to their author and videos to their uploader: only they may change them (403 POST.NOT_AUTHOR), and a video is visible to its owner only (404 to anyone else). Every write commits its events through a transactional outbox; the events are described by docs/asyncapi.yaml in the repository.',
     },
+    servers: [{ url: '/', description: 'This users-api (the same origin as this document)' }],
     tags: [
-      { name: 'users', description: 'Registration; the welcome email follows through Kafka' },
+      { name: 'users', description: 'Registration and the own account; the welcome email follows through Kafka' },
+      { name: 'sessions', description: 'Sign-in, refresh, sign-out and the keys access tokens are verified with' },
       { name: 'posts', description: 'Posts, read through a Redis cache that events keep correct' },
-      { name: 'videos', description: 'Upload, processing status and renditions' },
+      { name: 'videos', description: 'Upload, processing status and renditions, for their owner' },
     ],
     paths: named({
       '/users': {
         post: {
           summary: 'Register a user',
-          description: 'Answers at once; the welcome email follows from email-service.',
+          description: 'Answers at once; the welcome email follows from email-service. Sign in with POST /sessions.',
+          ...anyone,
           parameters: [correlation],
           requestBody: { required: true, content: { 'application/json': { schema: schema(RegisterUserBody) } } },
           responses: {
-            '201': { description: 'Registered; Location: /users/{id}', content: json('User') },
+            '201': { description: 'Registered; Location: /users/{id}', content: json('Account') },
             '409': error('Email or username taken (USER.EMAIL_TAKEN, USER.USERNAME_TAKEN)'),
             ...jsonBody,
             ...common,
           },
         },
       },
+      '/users/me': {
+        get: {
+          summary: 'The signed-in user’s own account',
+          ...signedIn,
+          responses: {
+            '200': { description: 'The account, with the email address and the role', content: json('Account') },
+            ...unauthorized,
+            '404': error('The account of this token no longer exists'),
+            ...common,
+          },
+        },
+      },
       '/users/{id}': {
         get: {
-          summary: 'A user',
+          summary: 'A user’s public profile',
+          description: 'No email address: that is for the user only (GET /users/me).',
+          ...anyone,
           parameters: [uuidParam('id', UserIdParam)],
           responses: {
-            '200': { description: 'The user', content: json('User') },
+            '200': { description: 'The public profile', content: json('PublicUser') },
             '404': error('No such user'),
             ...common,
           },
         },
       },
+      '/sessions': {
+        post: {
+          summary: 'Sign in',
+          description:
+            'A wrong email is answered like a wrong password. Failed sign-ins are counted per account and per client address.',
+          ...anyone,
+          requestBody: { required: true, content: { 'application/json': { schema: schema(SignInBody) } } },
+          responses: {
+            '201': { description: 'Signed in: an access token and a refresh token', content: json('Session') },
+            '401': error('The email or the password is wrong (AUTH.BAD_CREDENTIALS)'),
+            ...jsonBody,
+            ...common,
+            '429': error(
+              'Too many failed sign-ins (AUTH.TOO_MANY_FAILURES, with Retry-After), or the rate limit (REQUEST.RATE_LIMITED)',
+            ),
+          },
+        },
+        delete: {
+          summary: 'Sign out',
+          description: 'The refresh tokens of this sign-in stop working; its access token runs out by itself.',
+          ...signedIn,
+          responses: { '204': { description: 'Signed out' }, ...unauthorized, ...common },
+        },
+      },
+      '/sessions/refresh': {
+        post: {
+          summary: 'The next token pair',
+          description: 'The refresh token sent is used up; sending a used one again ends the whole sign-in.',
+          ...anyone,
+          requestBody: { required: true, content: { 'application/json': { schema: schema(RefreshBody) } } },
+          responses: {
+            '200': { description: 'The next access token and refresh token', content: json('Session') },
+            '401': error(
+              'Not a refresh token of this API, used already, expired, or its sign-in ended (AUTH.REFRESH_INVALID, AUTH.REFRESH_REUSED, AUTH.REFRESH_EXPIRED, AUTH.REFRESH_REVOKED)',
+            ),
+            ...jsonBody,
+            ...common,
+          },
+        },
+      },
+      '/.well-known/jwks.json': {
+        get: {
+          summary: 'The public keys access tokens are verified with',
+          description: 'For the other apps (and anyone); Cache-Control: public, max-age=300.',
+          ...anyone,
+          responses: { '200': { description: 'A JSON Web Key Set', content: json('Jwks') }, ...common },
+        },
+      },
       '/posts': {
         post: {
           summary: 'Create a post',
+          description: 'The author is the signed-in user; an `authorId` in the body is refused like any unknown field.',
+          ...signedIn,
           parameters: [correlation],
           requestBody: { required: true, content: { 'application/json': { schema: schema(CreatePostBody) } } },
           responses: {
             '201': { description: 'Created; ETag: "1"; Location: /posts/{id}', content: json('Post') },
-            '422': error('The author does not exist (POST.AUTHOR_NOT_FOUND)'),
+            ...unauthorized,
+            '422': error('The signed-in user no longer exists (POST.AUTHOR_NOT_FOUND)'),
             ...jsonBody,
             ...common,
           },
@@ -184,6 +294,7 @@ export function buildOpenApi(): Record<string, unknown> {
         get: {
           summary: 'Posts, newest first',
           description: 'Keyset pages: pass `nextCursor` as `cursor`. Never cached.',
+          ...anyone,
           parameters: queryParameters(ListPostsQuery),
           responses: { '200': { description: 'A page', content: json('PostPage') }, ...common },
         },
@@ -192,6 +303,7 @@ export function buildOpenApi(): Record<string, unknown> {
         get: {
           summary: 'A post, through the cache',
           description: 'X-Cache: hit (Redis), miss (database, now cached) or bypass (database, Redis unreachable).',
+          ...anyone,
           parameters: [uuidParam('id', PostIdParam)],
           responses: {
             '200': { description: 'The post; ETag: "<version>"', content: json('Post') },
@@ -201,10 +313,14 @@ export function buildOpenApi(): Record<string, unknown> {
         },
         patch: {
           summary: 'Change a post',
+          description: 'The author only.',
+          ...signedIn,
           parameters: [uuidParam('id', PostIdParam), ifMatch(true), correlation],
           requestBody: { required: true, content: { 'application/json': { schema: schema(UpdatePostBody) } } },
           responses: {
             '200': { description: 'Changed; ETag: the new version', content: json('Post') },
+            ...unauthorized,
+            '403': error('Someone else’s post (POST.NOT_AUTHOR): nothing changes'),
             '404': error('No such post'),
             '412': error('The post has moved on from the version in If-Match (POST.VERSION_MISMATCH)'),
             '428': error('If-Match is required (POST.IF_MATCH_REQUIRED)'),
@@ -214,9 +330,13 @@ export function buildOpenApi(): Record<string, unknown> {
         },
         delete: {
           summary: 'Delete a post',
+          description: 'The author only.',
+          ...signedIn,
           parameters: [uuidParam('id', PostIdParam), ifMatch(false), correlation],
           responses: {
             '204': { description: 'Deleted' },
+            ...unauthorized,
+            '403': error('Someone else’s post (POST.NOT_AUTHOR): nothing changes'),
             '404': error('No such post'),
             '412': error('If-Match does not match the current version'),
             ...common,
@@ -227,7 +347,8 @@ export function buildOpenApi(): Record<string, unknown> {
         post: {
           summary: 'Upload a video',
           description:
-            'Multipart with one field `file`, streamed to media storage; checked by content (mp4, mov, webm, mkv by default). Processing is queued.',
+            'Multipart with one field `file`, streamed to media storage; checked by content (mp4, mov, webm, mkv by default). Processing is queued. The video belongs to the signed-in user. Bearer only: without a token nothing is read, stored or published (a cross-site form post cannot send one).',
+          ...signedIn,
           parameters: [correlation],
           requestBody: {
             required: true,
@@ -243,6 +364,7 @@ export function buildOpenApi(): Record<string, unknown> {
           },
           responses: {
             '202': { description: 'Accepted; Location: /videos/{id}', content: json('Video') },
+            ...unauthorized,
             '408': {
               description:
                 'The upload did not arrive whole within HTTP_REQUEST_TIMEOUT_MS: Node answers 408 with no body and closes the connection',
@@ -261,10 +383,26 @@ export function buildOpenApi(): Record<string, unknown> {
       '/videos/{id}': {
         get: {
           summary: 'Processing status and result',
+          description: 'The owner only: anyone else, signed in or not, gets the 404 of an unknown id.',
+          ...signedIn,
           parameters: [uuidParam('id', VideoIdParam)],
           responses: {
             '200': { description: 'The video', content: json('Video') },
-            '404': error('No such video'),
+            ...tokenSent,
+            '404': error('No such video, or not yours (the same answer, signed in or not: VIDEO.NOT_FOUND)'),
+            ...common,
+          },
+        },
+        delete: {
+          summary: 'Delete a video',
+          description:
+            'The owner only. 204 once the video is gone (its status is 404 from then on); the video processors then remove the upload and the renditions from media storage and stop its job (video.deleted.v1).',
+          ...signedIn,
+          parameters: [uuidParam('id', VideoIdParam), correlation],
+          responses: {
+            '204': { description: 'Deleted; the files follow shortly' },
+            ...unauthorized,
+            '404': error('No such video, or not yours, or deleted already (VIDEO.NOT_FOUND)'),
             ...common,
           },
         },
@@ -272,10 +410,13 @@ export function buildOpenApi(): Record<string, unknown> {
       '/videos/{id}/thumbnail': {
         get: {
           summary: 'The JPEG thumbnail',
+          description: 'The owner only, as GET /videos/{id}.',
+          ...signedIn,
           parameters: [uuidParam('id', VideoIdParam)],
           responses: {
             '200': { description: 'JPEG', content: { 'image/jpeg': {} } },
-            '404': error('No such video, or not processed yet'),
+            ...tokenSent,
+            '404': error('No such video or not yours (VIDEO.NOT_FOUND), or not processed yet (VIDEO.NOT_READY)'),
             ...common,
           },
         },
@@ -283,6 +424,8 @@ export function buildOpenApi(): Record<string, unknown> {
       '/videos/{id}/preview': {
         get: {
           summary: 'The H.264 preview, with range requests',
+          description: 'The owner only, as GET /videos/{id}.',
+          ...signedIn,
           parameters: [
             uuidParam('id', VideoIdParam),
             { name: 'Range', in: 'header', required: false, schema: { type: 'string' } },
@@ -290,7 +433,8 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: {
             '200': { description: 'MP4', content: { 'video/mp4': {} } },
             '206': { description: 'The requested range', content: { 'video/mp4': {} } },
-            '404': error('No such video, or not processed yet'),
+            ...tokenSent,
+            '404': error('No such video or not yours (VIDEO.NOT_FOUND), or not processed yet (VIDEO.NOT_READY)'),
             '416': error('Range not satisfiable'),
             ...common,
           },
@@ -298,9 +442,21 @@ export function buildOpenApi(): Record<string, unknown> {
       },
     }),
     components: {
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'The accessToken of POST /sessions (or /sessions/refresh), ES256, verified against /.well-known/jwks.json',
+        },
+      },
       schemas: {
         ApiError: schema(ApiError),
-        User: schema(User),
+        PublicUser: schema(PublicUser),
+        Account: schema(Account),
+        Session: schema(Session),
+        Jwks: schema(Jwks),
         Post: schema(Post),
         PostPage: schema(PostPage),
         Video: schema(Video),

@@ -4,6 +4,7 @@ import { PreconditionError, ValidationFailedError } from '../common/app-error';
 import { CreatePostBody, ListPostsQuery, PostIdParam, PostPage, PostResponse, UpdatePostBody } from './posts.schemas';
 import { Precondition, PostsService } from './posts.service';
 import { CorrelationId } from '@app/runtime';
+import { Authenticated, CurrentUser, Identity } from '@app/auth';
 
 /** A post's version as its strong ETag: `"3"`. */
 const etagOf = (post: PostResponse) => `"${post.version}"`;
@@ -29,18 +30,21 @@ function preconditionOf(header: string | undefined, required: boolean): Precondi
   return Number(match[1]);
 }
 
+/** Reading is public; writing needs a signed-in user, and only a post's author may change or delete it. */
 @Controller('posts')
 export class PostsController {
   constructor(private readonly posts: PostsService) {}
 
   @Post()
   @HttpCode(201)
+  @Authenticated()
   async create(
     @Body({ schema: CreatePostBody }) body: CreatePostBody,
+    @CurrentUser() identity: Identity,
     @CorrelationId() correlationId: string,
     @Res({ passthrough: true }) response: Response,
   ): Promise<PostResponse> {
-    const post = await this.posts.create(body, correlationId);
+    const post = await this.posts.create(identity.userId, body, correlationId);
     response.setHeader('Location', `/posts/${post.id}`);
     response.setHeader('ETag', etagOf(post));
     return post;
@@ -64,26 +68,30 @@ export class PostsController {
   }
 
   @Patch(':id')
+  @Authenticated()
   async update(
     @Param('id', { schema: PostIdParam }) id: string,
     @Body({ schema: UpdatePostBody }) body: UpdatePostBody,
+    @CurrentUser() identity: Identity,
     @Headers('if-match') ifMatch: string | undefined,
     @CorrelationId() correlationId: string,
     @Res({ passthrough: true }) response: Response,
   ): Promise<PostResponse> {
     const expected = preconditionOf(ifMatch, true) as Precondition;
-    const post = await this.posts.update(id, expected, body, correlationId);
+    const post = await this.posts.update(identity.userId, id, expected, body, correlationId);
     response.setHeader('ETag', etagOf(post));
     return post;
   }
 
   @Delete(':id')
   @HttpCode(204)
+  @Authenticated()
   async remove(
     @Param('id', { schema: PostIdParam }) id: string,
     @Headers('if-match') ifMatch: string | undefined,
+    @CurrentUser() identity: Identity,
     @CorrelationId() correlationId: string,
   ): Promise<void> {
-    await this.posts.remove(id, preconditionOf(ifMatch, false) ?? '*', correlationId);
+    await this.posts.remove(identity.userId, id, preconditionOf(ifMatch, false) ?? '*', correlationId);
   }
 }

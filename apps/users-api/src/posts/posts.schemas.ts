@@ -9,10 +9,11 @@ const body = text()
   .pipe(multiLine(1, POST_BODY_MAX))
   .refine((value) => value.trim().length > 0, { error: 'must not be blank' });
 
-/** POST /posts body. Unknown fields are rejected, not ignored. */
-export const CreatePostBody = z
-  .object({ title, body, authorId: z.uuid({ error: 'is required and must be a UUID' }) })
-  .strict();
+/**
+ * POST /posts body. The author is the signed-in user, never a field: an `authorId` is refused like every other unknown
+ * field, not ignored.
+ */
+export const CreatePostBody = z.object({ title, body }).strict();
 export type CreatePostBody = z.infer<typeof CreatePostBody>;
 
 /** PATCH /posts/:id body: the fields to change, at least one. The author does not change. */

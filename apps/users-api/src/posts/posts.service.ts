@@ -6,7 +6,13 @@ import type { PayloadOf } from '@app/contracts';
 import { pgErrorOf, PgErrorCode } from '@app/database';
 import { errorMessageOf } from '@app/messaging';
 import { OutboxWriter } from '@app/outbox';
-import { NotFoundError, PreconditionError, UnprocessableError, ValidationFailedError } from '../common/app-error';
+import {
+  ForbiddenError,
+  NotFoundError,
+  PreconditionError,
+  UnprocessableError,
+  ValidationFailedError,
+} from '../common/app-error';
 import { SCHEMA } from '../schema';
 import { SOURCE } from '../users/users.service';
 import { CreatePostBody, ListPostsQuery, PostIdParam, PostPage, PostResponse, UpdatePostBody } from './posts.schemas';
@@ -30,7 +36,8 @@ export type CacheOutcome = 'hit' | 'miss' | 'bypass';
 export type Precondition = number | '*';
 
 /**
- * Posts. Each write commits the row and its event (post.created/updated/deleted.v1 on `posts`, key = post id) in one
+ * Posts. The author of a post is the signed-in user who created it; only they may change or delete it (the check is
+ * part of the UPDATE or DELETE itself, so no race lets another through). Each write commits the row and its event (post.created/updated/deleted.v1 on `posts`, key = post id) in one
  * transaction. Reads go through the cache; this service only ever fills it — removing stale entries is the
  * cache-invalidator's job, driven by the events.
  */
@@ -44,25 +51,24 @@ export class PostsService {
     private readonly cache: PostCache,
   ) {}
 
-  async create(input: CreatePostBody, correlationId: string): Promise<PostResponse> {
+  async create(authorId: string, input: CreatePostBody, correlationId: string): Promise<PostResponse> {
     const id = randomUUID();
     try {
       return await this.dataSource.transaction(async (tx) => {
         const [row] = await tx.query<PostRow[]>(
           `INSERT INTO "${SCHEMA}".posts (id, author_id, title, body) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-          [id, input.authorId, input.title, input.body],
+          [id, authorId, input.title, input.body],
         );
         const post = toResponse(row);
         await this.publish(tx, 'post.created.v1', stateOf(post), correlationId);
-        this.logger.log(`post ${id} created by ${input.authorId}`);
+        this.logger.log(`post ${id} created by ${authorId}`);
         return post;
       });
     } catch (error) {
       const pg = pgErrorOf(error);
+      // A token outliving its account (the user row is gone).
       if (pg.code === PgErrorCode.ForeignKeyViolation) {
-        throw new UnprocessableError('POST.AUTHOR_NOT_FOUND', 'The author does not exist', [
-          { field: 'authorId', message: `no user with id ${input.authorId}` },
-        ]);
+        throw new UnprocessableError('POST.AUTHOR_NOT_FOUND', `The signed-in user ${authorId} no longer exists`);
       }
       throw error;
     }
@@ -128,6 +134,7 @@ export class PostsService {
   }
 
   async update(
+    userId: string,
     id: string,
     expected: Precondition,
     input: UpdatePostBody,
@@ -138,11 +145,11 @@ export class PostsService {
       const [[row]] = await tx.query<[PostRow[], number]>(
         `UPDATE "${SCHEMA}".posts
             SET title = COALESCE($3, title), body = COALESCE($4, body), version = version + 1, updated_at = now()
-          WHERE id = $1 AND ($2::int IS NULL OR version = $2)
+          WHERE id = $1 AND ($2::int IS NULL OR version = $2) AND author_id = $5
           RETURNING ${COLUMNS}`,
-        [id, expected === '*' ? null : expected, input.title ?? null, input.body ?? null],
+        [id, expected === '*' ? null : expected, input.title ?? null, input.body ?? null, userId],
       );
-      if (!row) throw await this.whyNot(tx, id, expected);
+      if (!row) throw await this.whyNot(tx, id, userId, expected);
       const post = toResponse(row);
       const changed = (['title', 'body'] as const).filter((field) => input[field] !== undefined);
       await this.publish(tx, 'post.updated.v1', { ...stateOf(post), changed }, correlationId);
@@ -151,13 +158,14 @@ export class PostsService {
     });
   }
 
-  async remove(id: string, expected: Precondition, correlationId: string): Promise<void> {
+  async remove(userId: string, id: string, expected: Precondition, correlationId: string): Promise<void> {
     await this.dataSource.transaction(async (tx) => {
       const [[row]] = await tx.query<[{ author_id: string; version: number }[], number]>(
-        `DELETE FROM "${SCHEMA}".posts WHERE id = $1 AND ($2::int IS NULL OR version = $2) RETURNING author_id, version`,
-        [id, expected === '*' ? null : expected],
+        `DELETE FROM "${SCHEMA}".posts WHERE id = $1 AND ($2::int IS NULL OR version = $2) AND author_id = $3
+          RETURNING author_id, version`,
+        [id, expected === '*' ? null : expected, userId],
       );
-      if (!row) throw await this.whyNot(tx, id, expected);
+      if (!row) throw await this.whyNot(tx, id, userId, expected);
       // One past the last version: every cache entry the post ever had is older than its deletion.
       await this.publish(
         tx,
@@ -169,11 +177,16 @@ export class PostsService {
     });
   }
 
-  private async whyNot(tx: EntityManager, id: string, expected: Precondition): Promise<Error> {
-    const [current] = await tx.query<{ version: number }[]>(`SELECT version FROM "${SCHEMA}".posts WHERE id = $1`, [
-      id,
-    ]);
+  /** Why a write matched no row: no such post, someone else's (before any version talk), or another version. */
+  private async whyNot(tx: EntityManager, id: string, userId: string, expected: Precondition): Promise<Error> {
+    const [current] = await tx.query<{ version: number; author_id: string }[]>(
+      `SELECT version, author_id FROM "${SCHEMA}".posts WHERE id = $1`,
+      [id],
+    );
     if (!current) return notFound(id);
+    if (current.author_id !== userId) {
+      return new ForbiddenError('POST.NOT_AUTHOR', 'Only the author of a post may change or delete it');
+    }
     return new PreconditionError(
       412,
       'POST.VERSION_MISMATCH',

@@ -32,6 +32,8 @@ export interface VideoResponse {
 
 interface VideoRow {
   id: string;
+  owner_id: string | null;
+  source_key: string;
   status: VideoStatus;
   progress: number;
   metadata: VideoMetadata | null;
@@ -61,7 +63,7 @@ export class VideosService implements OnApplicationBootstrap, OnApplicationShutd
    * Streams the upload to media storage, then commits the video row and `video.submitted.v1` in one transaction.
    * Bad input is refused before anything is committed, and what was written is removed.
    */
-  async submit(request: Request, correlationId: string): Promise<VideoResponse> {
+  async submit(ownerId: string, request: Request, correlationId: string): Promise<VideoResponse> {
     const id = randomUUID();
     const limits = { maxBytes: this.config.VIDEO_MAX_BYTES, containers: this.config.VIDEO_CONTAINERS };
     const sourceKey = `${UPLOADS}/${id}`;
@@ -74,19 +76,19 @@ export class VideosService implements OnApplicationBootstrap, OnApplicationShutd
     try {
       const row = await this.dataSource.transaction(async (tx) => {
         const [created] = await tx.query<VideoRow[]>(
-          `INSERT INTO ${table} (id, status, source_key, container, size_bytes) VALUES ($1, 'pending', $2, $3, $4)
-           RETURNING *`,
-          [id, sourceKey, upload.container, upload.sizeBytes],
+          `INSERT INTO ${table} (id, owner_id, status, source_key, container, size_bytes)
+           VALUES ($1, $2, 'pending', $3, $4, $5) RETURNING *`,
+          [id, ownerId, sourceKey, upload.container, upload.sizeBytes],
         );
         await this.outbox.add(
           tx,
           'video.submitted.v1',
-          { videoId: id, sourceKey, container: upload.container, sizeBytes: upload.sizeBytes },
+          { videoId: id, ownerId, sourceKey, container: upload.container, sizeBytes: upload.sizeBytes },
           { key: id, source: SOURCE, correlationId, subject: `video/${id}` },
         );
         return created;
       });
-      this.logger.log(`video ${id} submitted (${upload.container}, ${upload.sizeBytes} bytes)`);
+      this.logger.log(`video ${id} submitted by ${ownerId} (${upload.container}, ${upload.sizeBytes} bytes)`);
       return toResponse(row);
     } catch (error) {
       await this.storage.delete(sourceKey).catch(() => undefined);
@@ -94,13 +96,36 @@ export class VideosService implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  async find(id: string): Promise<VideoResponse> {
-    return toResponse(await this.row(id));
+  /** The video, for its owner; `userId` undefined (anonymous) or anyone else gets the 404 of an unknown id. */
+  async find(userId: string | undefined, id: string): Promise<VideoResponse> {
+    return toResponse(await this.ownRow(userId, id));
   }
 
-  /** The storage path of a finished rendition, or a 404 saying why there is none. */
-  async renditionPath(id: string, rendition: 'thumbnail' | 'preview'): Promise<string> {
-    const row = await this.row(id);
+  /**
+   * Deletes the owner's video: the row and `video.deleted.v1` (key: the video id, after its `video.submitted.v1`)
+   * commit together; the processors remove the files and stop or discard its job. Anyone else's, or a second
+   * delete: 404.
+   */
+  async remove(userId: string, id: string, correlationId: string): Promise<void> {
+    await this.dataSource.transaction(async (tx) => {
+      const [[row]] = await tx.query<[VideoRow[], number]>(
+        `DELETE FROM ${table} WHERE id = $1 AND owner_id = $2 RETURNING *`,
+        [id, userId],
+      );
+      if (!row) throw notFound(id);
+      await this.outbox.add(
+        tx,
+        'video.deleted.v1',
+        { videoId: id, ownerId: userId, sourceKey: row.source_key, deletedAt: new Date().toISOString() },
+        { key: id, source: SOURCE, correlationId, subject: `video/${id}` },
+      );
+    });
+    this.logger.log(`video ${id} deleted by ${userId}`);
+  }
+
+  /** The storage path of a finished rendition of the owner's video, or a 404 saying why there is none. */
+  async renditionPath(userId: string | undefined, id: string, rendition: 'thumbnail' | 'preview'): Promise<string> {
+    const row = await this.ownRow(userId, id);
     const key = rendition === 'thumbnail' ? row.thumbnail_key : row.preview_key;
     if (row.status !== 'completed' || !key) {
       throw new NotFoundError('VIDEO.NOT_READY', `Video ${id} has no ${rendition} (status ${row.status})`);
@@ -178,11 +203,22 @@ export class VideosService implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  private async row(id: string): Promise<VideoRow> {
-    const [row] = await this.dataSource.query<VideoRow[]>(`SELECT * FROM ${table} WHERE id = $1`, [id]);
-    if (!row) throw new NotFoundError('VIDEO.NOT_FOUND', `No video with id ${id}`);
+  /** One query for "there and yours": nothing, not even timing, tells someone else's video from a missing one. */
+  private async ownRow(userId: string | undefined, id: string): Promise<VideoRow> {
+    const [row] =
+      userId === undefined
+        ? []
+        : await this.dataSource.query<VideoRow[]>(`SELECT * FROM ${table} WHERE id = $1 AND owner_id = $2`, [
+            id,
+            userId,
+          ]);
+    if (!row) throw notFound(id);
     return row;
   }
+}
+
+function notFound(id: string): NotFoundError {
+  return new NotFoundError('VIDEO.NOT_FOUND', `No video with id ${id}`);
 }
 
 function toResponse(row: VideoRow): VideoResponse {

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { APP_CONFIG, VideoProcessorConfig } from '@app/config';
 import type { EventOf, PayloadOf, VideoMetadata } from '@app/contracts';
 import { MEDIA_STORAGE, MediaStorage } from '@app/media';
-import { ClaimLostError, HeldClaim, heldClaim } from '@app/inbox';
+import { boundedQuery, ClaimLostError, claimQueryTimeoutMs, HeldClaim, heldClaim } from '@app/inbox';
 import { ConsumeContext, errorMessageOf, EventProducer, PermanentError, withSpan } from '@app/messaging';
 import { probe } from '../media/probe';
 import { NotAVideoError, runTool, ToolStoppedError } from '../media/tool';
+import { SCHEMA } from '../schema';
 import { scratchKey, scratchOfEndedRuns } from './scratch';
 
 const SOURCE = 'video-processor';
@@ -15,6 +17,11 @@ const SOURCE = 'video-processor';
 const PROGRESS_EVERY_MS = 1000;
 
 type Stage = PayloadOf<'video.progress.v1'>['stage'];
+
+/** The owner deleted the video while its job ran: the job stops, and what it made is removed. */
+class VideoDeletedError extends Error {
+  override readonly name = 'VideoDeletedError';
+}
 
 /**
  * One video job: ffprobe for the metadata, a JPEG thumbnail at 10% of the duration, an H.264/AAC preview with
@@ -24,26 +31,106 @@ type Stage = PayloadOf<'video.progress.v1'>['stage'];
  * (its result event failed) publishes them without running ffmpeg again. The job's claim is confirmed in the
  * database right before the outputs move into place and before any result event: a run whose claim passed to
  * another (its lease ran out) publishes nothing, neither outputs nor a `video.failed.v1`.
+ *
+ * A deleted video (`video.deleted.v1`, recorded in `deleted_videos`) is never processed: its job does not start, a
+ * running one is stopped (ffmpeg killed), and a run that finishes anyway removes its outputs and publishes nothing.
+ * Every event published carries the video's `ownerId` from `video.submitted.v1`.
  */
 @Injectable()
 export class VideoProcessorService {
   private readonly logger = new Logger(VideoProcessorService.name);
   /** This replica in events and logs: host, process and a suffix (tests run several in one process). */
   readonly worker = `${hostname()}-${process.pid}-${randomUUID().slice(0, 4)}`;
+  /** The jobs running in this process, by video id: a deletion stops its video's. */
+  private readonly running = new Map<string, Set<AbortController>>();
 
   constructor(
     @Inject(MEDIA_STORAGE) private readonly storage: MediaStorage,
     @Inject(APP_CONFIG) private readonly config: VideoProcessorConfig,
     private readonly producer: EventProducer,
+    private readonly dataSource: DataSource,
   ) {}
 
   async process(event: EventOf<'video.submitted.v1'>, context: ConsumeContext): Promise<void> {
-    const { videoId, sourceKey } = event.data;
-    const attempt = context.attempt;
+    const { videoId, ownerId } = event.data;
+    const owner = ownerId === undefined ? {} : { ownerId };
     const publish = <T extends 'video.progress.v1' | 'video.processed.v1' | 'video.failed.v1'>(
       type: T,
       data: PayloadOf<T>,
-    ) => this.producer.publish(type, data, { key: videoId, source: SOURCE, correlationId: event.correlationid });
+    ) =>
+      this.producer.publish(
+        type,
+        { ...data, ...owner },
+        {
+          key: videoId,
+          source: SOURCE,
+          correlationId: event.correlationid,
+        },
+      );
+
+    if (await this.isDeleted(videoId)) {
+      this.logger.log(`video ${videoId} was deleted by its owner: not processed`);
+      return;
+    }
+    const cancel = new AbortController();
+    const jobs = this.running.get(videoId) ?? new Set<AbortController>();
+    jobs.add(cancel);
+    this.running.set(videoId, jobs);
+    try {
+      await this.work(event, context, publish, AbortSignal.any([context.signal, cancel.signal]), cancel.signal);
+    } finally {
+      jobs.delete(cancel);
+      if (jobs.size === 0 && this.running.get(videoId) === jobs) this.running.delete(videoId);
+    }
+  }
+
+  /** `video.deleted.v1` on this replica's live feed: recorded, and the video's job here (if any) is stopped. */
+  async stop(videoId: string): Promise<void> {
+    for (const job of this.running.get(videoId) ?? []) {
+      this.logger.log(`video ${videoId} was deleted by its owner: stopping its job`);
+      job.abort(new VideoDeletedError(`video ${videoId} was deleted by its owner`));
+    }
+    await this.markDeleted(videoId);
+  }
+
+  /** `video.deleted.v1` in the work queue: recorded first (so a run that moves outputs later sees it), then removed. */
+  async remove(data: PayloadOf<'video.deleted.v1'>): Promise<void> {
+    await this.stop(data.videoId);
+    await this.storage.delete(data.sourceKey);
+    await this.storage.deletePrefix(`videos/${data.videoId}`);
+    this.logger.log(`video ${data.videoId} deleted: upload and renditions removed`);
+  }
+
+  /** Bounded like the claim statements: a silent database fails the check (retried), it never hangs the job. */
+  private async isDeleted(videoId: string): Promise<boolean> {
+    const { rowCount } = await boundedQuery(
+      this.dataSource,
+      `SELECT 1 FROM "${SCHEMA}".deleted_videos WHERE video_id = $1`,
+      [videoId],
+      claimQueryTimeoutMs(this.config.VIDEO_LEASE_MS),
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  private async markDeleted(videoId: string): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO "${SCHEMA}".deleted_videos (video_id) VALUES ($1) ON CONFLICT (video_id) DO NOTHING`,
+      [videoId],
+    );
+  }
+
+  private async work(
+    event: EventOf<'video.submitted.v1'>,
+    context: ConsumeContext,
+    publish: <T extends 'video.progress.v1' | 'video.processed.v1' | 'video.failed.v1'>(
+      type: T,
+      data: PayloadOf<T>,
+    ) => Promise<unknown>,
+    signal: AbortSignal,
+    deleted: AbortSignal,
+  ): Promise<void> {
+    const { videoId, sourceKey } = event.data;
+    const attempt = context.attempt;
 
     let lastProgressAt = 0;
     let lastStage: Stage | undefined;
@@ -75,7 +162,7 @@ export class VideoProcessorService {
       }
       const source = this.storage.localPath(sourceKey);
       progress('probing', 0);
-      const metadata = await step('probe', () => probe(this.config.FFPROBE_PATH, source, this.run(context)));
+      const metadata = await step('probe', () => probe(this.config.FFPROBE_PATH, source, this.run(signal)));
       const thumbnailKey = `${directory}/thumbnail.jpg`;
       const previewKey = `${directory}/preview.mp4`;
       // The preview moves into place last: with it there, an earlier run did all the work and only its result event
@@ -87,10 +174,10 @@ export class VideoProcessorService {
         this.logger.log(`video ${videoId}: the outputs of an earlier run are in place; publishing its result`);
       } else {
         progress('thumbnail', 5);
-        await step('thumbnail', () => this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, context));
+        await step('thumbnail', () => this.thumbnail(source, metadata, `${scratch}/thumbnail.jpg`, signal));
         progress('preview', 10);
         await step('preview', () =>
-          this.preview(source, metadata, `${scratch}/preview.mp4`, context, (done) =>
+          this.preview(source, metadata, `${scratch}/preview.mp4`, signal, (done) =>
             progress('preview', 10 + done * 89),
           ),
         );
@@ -99,6 +186,10 @@ export class VideoProcessorService {
         await this.storage.rename(`${scratch}/preview.mp4`, previewKey);
         await this.storage.deletePrefix(scratch);
       }
+      // A deletion handled while this ran (on another replica, or before the outputs moved): nothing is published,
+      // and what this run moved into place is removed (the deletion was recorded before it removed the files).
+      if (deleted.aborted || (await this.isDeleted(videoId)))
+        throw new VideoDeletedError(`video ${videoId} was deleted`);
       await claim.confirm();
       resultPending = true;
       await publish('video.processed.v1', {
@@ -112,6 +203,18 @@ export class VideoProcessorService {
       this.logger.log(`video ${videoId} processed (attempt ${attempt}, ${metadata.durationSeconds} s)`);
     } catch (error) {
       await this.storage.deletePrefix(scratch).catch(() => undefined);
+      // Stopped by the deletion, or failed because the deletion removed the files under it (another replica handled
+      // it): not the video's failure. A run that lost its claim or shuts down leaves that to the next run.
+      const stoppedForDeletion =
+        deleted.aborted ||
+        error instanceof VideoDeletedError ||
+        (!lostOrStopped(error) && !signal.aborted && (await this.isDeleted(videoId).catch(() => false)));
+      if (!resultPending && stoppedForDeletion) {
+        await this.storage.deletePrefix(directory).catch(() => undefined);
+        await this.storage.delete(sourceKey).catch(() => undefined);
+        this.logger.log(`video ${videoId} was deleted by its owner: job stopped, its outputs removed`);
+        return;
+      }
       if (lostOrStopped(error) || context.signal.aborted || resultPending) throw error;
       if (error instanceof NotAVideoError || context.finalAttempt) {
         // Only the run holding the claim reports a failure: another may be processing the video right now.
@@ -126,8 +229,8 @@ export class VideoProcessorService {
     }
   }
 
-  private run(context: ConsumeContext) {
-    return { timeoutMs: this.config.FFMPEG_TIMEOUT_MS, signal: context.signal };
+  private run(signal: AbortSignal) {
+    return { timeoutMs: this.config.FFMPEG_TIMEOUT_MS, signal };
   }
 
   /** Scratch directories of runs whose claim is over (killed or cut off midway); never a live run's. */
@@ -136,7 +239,7 @@ export class VideoProcessorService {
     for (const key of scratchOfEndedRuns(keys, claim.run)) await this.storage.deletePrefix(key);
   }
 
-  private async thumbnail(source: string, metadata: VideoMetadata, key: string, context: ConsumeContext) {
+  private async thumbnail(source: string, metadata: VideoMetadata, key: string, signal: AbortSignal) {
     const output = await this.storage.writablePath(key);
     const at = (metadata.durationSeconds * 0.1).toFixed(3);
     await runTool(
@@ -146,7 +249,7 @@ export class VideoProcessorService {
         ...['-frames:v', '1', '-vf', `scale=${this.config.THUMBNAIL_WIDTH}:-2`, '-q:v', '3'],
         ...['-threads', String(this.config.FFMPEG_THREADS), output],
       ],
-      this.run(context),
+      this.run(signal),
     );
   }
 
@@ -154,7 +257,7 @@ export class VideoProcessorService {
     source: string,
     metadata: VideoMetadata,
     key: string,
-    context: ConsumeContext,
+    signal: AbortSignal,
     onProgress: (fraction: number) => void,
   ) {
     const totalUs = metadata.durationSeconds * 1_000_000;
@@ -169,7 +272,7 @@ export class VideoProcessorService {
         await this.storage.writablePath(key),
       ],
       {
-        ...this.run(context),
+        ...this.run(signal),
         onLine: (line) => {
           // ffmpeg's progress output: key=value lines, out_time_us is how far the output has got.
           const match = /^out_time_us=(\d+)$/.exec(line);

@@ -78,3 +78,18 @@ export const VideoFailedV1 = z
     attempt: z.number().int().positive(),
   })
   .strict();
+
+/**
+ * The owner deleted the video: its row is gone from users-api. Topic `video-processing` (after the video's
+ * `video.submitted.v1`, same key: the video id), so the processors remove the uploaded file and the renditions, stop
+ * a job still running for it and discard any result that comes later.
+ */
+export const VideoDeletedV1 = z
+  .object({
+    videoId: z.uuid(),
+    ownerId,
+    /** The uploaded file in media storage, as `video.submitted.v1` named it. */
+    sourceKey: storageKey,
+    deletedAt: z.iso.datetime(),
+  })
+  .strict();
