@@ -29,6 +29,8 @@ describe('web console: access', () => {
       method,
       headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
+      // A stream wrongly let through would never end its body: the test fails instead of hanging.
+      signal: AbortSignal.timeout(10_000),
     });
   const bearer = (value: string) => ({ authorization: `Bearer ${value}` });
 

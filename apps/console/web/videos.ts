@@ -21,12 +21,28 @@ export function videoPanel(settings: ConsoleSettings, session: Session, mine: On
   const result = must('#video-result');
   const videoUrl = (id: string) => `${settings.apiUrl}/videos/${encodeURIComponent(id)}`;
   let current: string | undefined;
+  /** Object URLs of the renditions shown, released when the next upload replaces them. */
+  let shown: string[] = [];
+
+  /**
+   * A rendition as an object URL: only the owner may read it, and an <img> or <video> cannot send the token, so the
+   * page fetches it with the token (the preview whole, which the small clips of this page allow).
+   */
+  async function rendition(url: string): Promise<string | undefined> {
+    const response = await fetch(url, { headers: session.bearer() });
+    if (!response.ok) return undefined;
+    const objectUrl = URL.createObjectURL(await response.blob());
+    shown.push(objectUrl);
+    return objectUrl;
+  }
 
   must<HTMLFormElement>('#video-form').addEventListener('submit', (submitted) => {
     submitted.preventDefault();
     const form = submitted.target as HTMLFormElement;
     progress.value = 0;
     result.replaceChildren();
+    for (const url of shown) URL.revokeObjectURL(url);
+    shown = [];
     status.textContent = 'uploading…';
     void session.call<{ id: string }>('POST', `${settings.apiUrl}/videos`, new FormData(form)).then((answer) => {
       if (answer.status !== 202) {
@@ -65,28 +81,25 @@ export function videoPanel(settings: ConsoleSettings, session: Session, mine: On
     progress.value = 100;
     status.textContent = `processed · ${described}`;
     const videoId = event.data.videoId;
-    void whenCompleted(videoId).then((completed) => {
+    void whenCompleted(videoId).then(async (completed) => {
       if (videoId !== current) return;
       if (!completed) {
         status.textContent = 'processed, but users-api has not recorded it yet';
         return;
       }
+      const [thumbnail, preview] = await Promise.all([
+        rendition(`${videoUrl(videoId)}/thumbnail`),
+        rendition(`${videoUrl(videoId)}/preview`),
+      ]);
+      if (videoId !== current) return;
+      if (!thumbnail || !preview) {
+        status.textContent = 'completed, but its renditions could not be read';
+        return;
+      }
       status.textContent = `completed · ${described}`;
       result.replaceChildren(
-        // CORS requests (users-api allows this page's origin), not no-cors ones its resource policy would refuse.
-        el('img', {
-          id: 'video-thumbnail',
-          src: `${videoUrl(videoId)}/thumbnail`,
-          alt: 'thumbnail',
-          crossorigin: 'anonymous',
-        }),
-        el('video', {
-          id: 'video-preview',
-          src: `${videoUrl(videoId)}/preview`,
-          controls: '',
-          preload: 'metadata',
-          crossorigin: 'anonymous',
-        }),
+        el('img', { id: 'video-thumbnail', src: thumbnail, alt: 'thumbnail' }),
+        el('video', { id: 'video-preview', src: preview, controls: '', preload: 'metadata' }),
       );
     });
   });

@@ -28,8 +28,9 @@ export class PageController {
       "default-src 'none'",
       "script-src 'self'",
       "style-src 'self'",
-      `img-src 'self' ${api} blob: data:`,
-      `media-src ${api}`,
+      "img-src 'self' blob: data:",
+      // The renditions are the owner's: fetched with the token and shown from object URLs.
+      'media-src blob:',
       `connect-src 'self' ${api} ${notifier}`,
       "form-action 'none'",
       "base-uri 'none'",
