@@ -78,9 +78,6 @@ export USERS_API_ALLOWED_ORIGINS="${USERS_API_ALLOWED_ORIGINS:-http://$HOST:${PO
 export NOTIFIER_ALLOWED_ORIGINS="${NOTIFIER_ALLOWED_ORIGINS:-http://$HOST:${PORTS[console]}}"
 export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
 [ -n "${MAIL_UI:-}" ] && export CONSOLE_MAIL_URL="${CONSOLE_MAIL_URL:-${MAIL_UI%/index.html}}"
-# Replay and purge in the console need a token: one for this run unless given.
-CONSOLE_ADMIN_TOKEN="${CONSOLE_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
-export CONSOLE_ADMIN_TOKEN
 
 # users-api signs access tokens with a key kept in .run/ across restarts (signed-in clients stay signed in), unless
 # AUTH_SIGNING_KEYS is given. A development key only: production takes it from a secret store.
@@ -117,7 +114,7 @@ done
 API="http://$HOST:${PORTS[users-api]}"
 {
   echo
-  printf '  %-18s %s\n' "console" "http://$HOST:${PORTS[console]}/   (admin token for replay and purge: $CONSOLE_ADMIN_TOKEN)"
+  printf '  %-18s %s\n' "console" "http://$HOST:${PORTS[console]}/   (system view: sign in as an admin; npm run users -- grant-admin <email>)"
   printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id; $API/docs)"
   for app in "${APPS[@]}"; do
     case "$app" in

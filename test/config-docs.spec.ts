@@ -55,7 +55,7 @@ describe('configuration reference', () => {
       Object.entries(schema.shape as Record<string, z.ZodType>).filter(([name]) => isSecret(name)),
     );
     expect(secrets.map(([name]) => name)).toEqual(
-      expect.arrayContaining(['KAFKA_SASL_PASSWORD', 'SMTP_PASSWORD', 'CONSOLE_ADMIN_TOKEN']),
+      expect.arrayContaining(['KAFKA_SASL_PASSWORD', 'SMTP_PASSWORD', 'AUTH_SIGNING_KEYS']),
     );
     for (const [name, field] of secrets) {
       expect([name, defaultOf(field)]).toEqual([name, undefined]);

@@ -90,14 +90,10 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
         const ref = (e.valueFrom as { secretKeyRef?: { name: string; key: string } } | undefined)?.secretKeyRef;
         return ref ? [`${ref.name}/${ref.key}`] : [];
       });
-    // Its Kafka principal is its own; no other app reads its credentials or its admin token.
+    // Its Kafka principal is its own; no other app reads its credentials.
     expect(secretsOf('console')).toContain('kafka-nest-console-kafka/KAFKA_SASL_PASSWORD');
     for (const app of apps.filter((name) => name !== 'console')) {
-      expect(
-        secretsOf(app).filter(
-          (ref) => ref.startsWith('kafka-nest-console-kafka/') || ref.endsWith('/CONSOLE_ADMIN_TOKEN'),
-        ),
-      ).toEqual([]);
+      expect(secretsOf(app).filter((ref) => ref.startsWith('kafka-nest-console-kafka/'))).toEqual([]);
     }
     // The page's origin is the one users-api lets call it from a browser.
     const api = Object.fromEntries(
@@ -159,7 +155,6 @@ describe.each(['deploy/k8s/base', 'deploy/k8s/overlays/production'])('Kubernetes
         'KAFKA_SASL_PASSWORD',
         'DATABASE_URL',
         'SMTP_PASSWORD',
-        'CONSOLE_ADMIN_TOKEN',
         'AUTH_SIGNING_KEYS',
         'NOTIFIER_STREAM_SECRET',
       ]) {

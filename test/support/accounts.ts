@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { TEST_DATABASE_URL } from './env';
 
 /** A registered, signed-in user of a running users-api, as a client holds it. */
 export interface Account {
@@ -59,4 +63,13 @@ export async function signUp(apiUrl: string, name = `u${randomUUID().slice(0, 10
     refreshToken: session.refreshToken,
     auth: { authorization: `Bearer ${session.accessToken}` },
   };
+}
+
+/** `npm run users -- grant-admin <email>` on the tests' database: the role reaches the account's next token. */
+export async function grantAdmin(email: string): Promise<void> {
+  await promisify(execFile)(
+    process.execPath,
+    ['-r', '@swc-node/register', 'apps/users-api/src/users/users.cli.ts', 'grant-admin', email],
+    { cwd: join(__dirname, '..', '..'), env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL } },
+  );
 }

@@ -84,6 +84,8 @@ export class RunningSystem {
         CONSOLE_NOTIFIER_URL: this.notifierUrl,
         CONSOLE_APPS: SYSTEM_APPS.map((app) => `${app}=${urlOf(app)}`).join(','),
         CONSOLE_GROUPS: [this.groups.email, this.groups.video, this.groups.cache, 'users-api'].join(','),
+        // It verifies access tokens (the admin role opens its system view) against this users-api's keys.
+        AUTH_JWKS_URL: `${this.apiUrl}/.well-known/jwks.json`,
         ...options.console,
       },
     };

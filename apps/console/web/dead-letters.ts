@@ -1,32 +1,16 @@
-import type { ConsoleSettings, DeadLetterListing, PurgeAnswer, ReplayAnswer } from '../src/system/status';
-import { count, el, must, present, text } from './dom.js';
-import { type Answer, call, problem } from './http.js';
+import type { DeadLetterListing, PurgeAnswer, ReplayAnswer } from '../src/system/status';
+import { count, el, must, present } from './dom.js';
+import { type Answer, problem } from './http.js';
+import type { Session } from './session.js';
 
-const TOKEN_KEY = 'console-admin-token';
-
-/** One group's dead letters, with replay and purge behind the admin token (kept for this tab only). */
-export function deadLetterPanel(settings: ConsoleSettings): { show(group: string): void } {
-  const tokenStatus = must('#token-status');
+/** One group's dead letters, listed, replayed and purged as the signed-in admin. */
+export function deadLetterPanel(session: Session): { show(group: string | undefined): void } {
   const view = must('#dead-letters');
-  let token = sessionStorage.getItem(TOKEN_KEY) ?? '';
-  tokenStatus.textContent = settings.adminEnabled
-    ? token
-      ? 'token set for this tab'
-      : 'replay and purge need the token'
-    : 'replay and purge are off (CONSOLE_ADMIN_TOKEN is not set)';
-
-  must<HTMLFormElement>('#token-form').addEventListener('submit', (submitted) => {
-    submitted.preventDefault();
-    token = text(new FormData(submitted.target as HTMLFormElement), 'token');
-    sessionStorage.setItem(TOKEN_KEY, token);
-    tokenStatus.textContent = token ? 'token set for this tab' : 'token cleared';
-  });
-
-  const admin = (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+  const idle = () => view.replaceChildren(el('p', { class: 'status' }, "Pick a group's dead letters above."));
 
   async function load(group: string, note?: string): Promise<void> {
     view.replaceChildren(el('p', { class: 'status' }, `reading ${group}'s dead letters…`));
-    const answer = await call<DeadLetterListing>('GET', `/dead-letters?group=${encodeURIComponent(group)}`);
+    const answer = await session.call<DeadLetterListing>('GET', `/dead-letters?group=${encodeURIComponent(group)}`);
     if (answer.status !== 200) {
       view.replaceChildren(el('p', { class: 'status error' }, problem(answer)));
       return;
@@ -34,7 +18,7 @@ export function deadLetterPanel(settings: ConsoleSettings): { show(group: string
     const { letters, through } = answer.body;
     const outcome = el('p', { id: 'dead-letter-outcome', class: 'status' }, note ?? '');
     const act = <T>(path: string, body: unknown, done: (answer: Answer<T>) => string) => {
-      void call<T>('POST', path, body, admin()).then((result) => {
+      void session.call<T>('POST', path, body).then((result) => {
         if (result.status === 200) void load(group, done(result));
         else {
           outcome.textContent = `refused: ${problem(result)}`;
@@ -87,5 +71,5 @@ export function deadLetterPanel(settings: ConsoleSettings): { show(group: string
     );
   }
 
-  return { show: (group) => void load(group) };
+  return { show: (group) => (group === undefined ? idle() : void load(group)) };
 }

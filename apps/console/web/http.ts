@@ -12,9 +12,11 @@ export async function call<T = Record<string, unknown>>(
   url: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  /** `include` only for a call that sets a cookie of its server's (the notifier's session). */
+  credentials: RequestCredentials = 'same-origin',
 ): Promise<Answer<T>> {
   const sent: Record<string, string> = { ...headers };
-  const init: RequestInit = { method, headers: sent };
+  const init: RequestInit = { method, headers: sent, credentials };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);

@@ -2,18 +2,21 @@ import type { ConsoleSettings } from '../src/system/status';
 import { el, logLine, must, pause, text } from './dom.js';
 import { call, problem } from './http.js';
 import type { On, StreamedEvent } from './live.js';
+import type { Session } from './session.js';
 
 interface PostAnswer {
   id: string;
   version: number;
 }
 
-/** Posts → cache and live notifications: reads through users-api's cache, and every page's notifications. */
-export function postsPanel(settings: ConsoleSettings, on: On): { setAuthor(userId: string): void } {
+/**
+ * Posts → cache and live notifications: written as the signed-in user (users-api takes the author from the token),
+ * read through users-api's cache, and every page's notifications from the public stream.
+ */
+export function postsPanel(settings: ConsoleSettings, session: Session, on: On): void {
   const cacheLog = must('#cache-log');
   const notifications = must('#notifications');
   const editForm = must<HTMLFormElement>('#edit-form');
-  const authorField = must<HTMLInputElement>('#post-form [name=authorId]');
   const postUrl = (id: string) => `${settings.apiUrl}/posts/${encodeURIComponent(id)}`;
   let current: PostAnswer | undefined;
   let awaitedVersion: number | undefined;
@@ -53,8 +56,8 @@ export function postsPanel(settings: ConsoleSettings, on: On): { setAuthor(userI
   must<HTMLFormElement>('#post-form').addEventListener('submit', (submitted) => {
     submitted.preventDefault();
     const fields = new FormData(submitted.target as HTMLFormElement);
-    const input = { authorId: text(fields, 'authorId'), title: text(fields, 'title'), body: text(fields, 'body') };
-    void call<PostAnswer>('POST', `${settings.apiUrl}/posts`, input).then(async (answer) => {
+    const input = { title: text(fields, 'title'), body: text(fields, 'body') };
+    void session.call<PostAnswer>('POST', `${settings.apiUrl}/posts`, input).then(async (answer) => {
       if (answer.status !== 201) {
         logLine(cacheLog, 'error', `refused: ${problem(answer)}`);
         return;
@@ -72,15 +75,17 @@ export function postsPanel(settings: ConsoleSettings, on: On): { setAuthor(userI
     if (!current) return;
     const post = current;
     const title = text(new FormData(editForm), 'title');
-    void call<PostAnswer>('PATCH', postUrl(post.id), { title }, { 'if-match': `"${post.version}"` }).then((answer) => {
-      if (answer.status !== 200) {
-        logLine(cacheLog, 'error', `refused: ${problem(answer)}`);
-        return;
-      }
-      post.version = Number(answer.body.version);
-      awaitedVersion = post.version;
-      logLine(cacheLog, 'wait', `updated to version ${post.version}; waiting for the event to reach the cache…`);
-    });
+    void session
+      .call<PostAnswer>('PATCH', postUrl(post.id), { title }, { 'if-match': `"${post.version}"` })
+      .then((answer) => {
+        if (answer.status !== 200) {
+          logLine(cacheLog, 'error', `refused: ${problem(answer)}`);
+          return;
+        }
+        post.version = Number(answer.body.version);
+        awaitedVersion = post.version;
+        logLine(cacheLog, 'wait', `updated to version ${post.version}; waiting for the event to reach the cache…`);
+      });
   });
 
   const notify = (verb: string) => (event: StreamedEvent<{ postId: string; title?: string; version: number }>) => {
@@ -94,10 +99,4 @@ export function postsPanel(settings: ConsoleSettings, on: On): { setAuthor(userI
   on('post.created', notify('created'));
   on('post.updated', notify('updated'));
   on('post.deleted', notify('deleted'));
-
-  return {
-    setAuthor: (userId) => {
-      authorField.value = userId;
-    },
-  };
 }

@@ -2,9 +2,13 @@ import type { ConsoleSettings } from '../src/system/status';
 import { clock, el, logLine, must, present, text } from './dom.js';
 import { call, problem } from './http.js';
 import type { On } from './live.js';
+import type { Session } from './session.js';
 
-/** Register → welcome email: the registration's answer, then email-service's email.sent over the live stream. */
-export function registrationPanel(settings: ConsoleSettings, on: On, registered: (userId: string) => void): void {
+/**
+ * Register → signed in → welcome email: the registration's answer, a sign-in with the same credentials, then
+ * email-service's email.sent over the new user's own stream.
+ */
+export function registrationPanel(settings: ConsoleSettings, session: Session, mine: On): void {
   const log = must('#register-log');
   const waiting = new Map<string, { line: HTMLElement; username: string }>();
   /** email.sent notices that came before the registration's answer (the event can outrun the response). */
@@ -39,13 +43,12 @@ export function registrationPanel(settings: ConsoleSettings, on: On, registered:
       username: text(fields, 'username'),
       password: text(fields, 'password'),
     };
-    void call<{ id: string }>('POST', `${settings.apiUrl}/users`, input).then((answer) => {
+    void call<{ id: string }>('POST', `${settings.apiUrl}/users`, input).then(async (answer) => {
       if (answer.status !== 201) {
         logLine(log, 'error', `refused: ${problem(answer)}`);
         return;
       }
       const id = String(answer.body.id);
-      registered(id);
       form.reset();
       const line = logLine(
         log,
@@ -56,12 +59,14 @@ export function registrationPanel(settings: ConsoleSettings, on: On, registered:
       );
       line.dataset.userId = id;
       waiting.set(id, { line, username: input.username });
+      const refused = await session.signIn(input.email, input.password);
+      if (refused) logLine(log, 'error', `registered, but the sign-in was refused: ${problem(refused)}`);
       const messageId = sentEarly.get(id);
       if (messageId !== undefined) showSent(id, messageId);
     });
   });
 
-  on<{ userId: string; messageId: string }>('email.sent', (event) => {
+  mine<{ userId: string; messageId: string }>('email.sent', (event) => {
     if (waiting.has(event.data.userId)) showSent(event.data.userId, event.data.messageId);
     else {
       sentEarly.set(event.data.userId, event.data.messageId);

@@ -1,5 +1,7 @@
-import type { ConsoleSettings, SystemSnapshot } from '../src/system/status';
-import { count, el, must } from './dom.js';
+import type { ConsoleSession, ConsoleSettings, SystemSnapshot } from '../src/system/status';
+import { count, el, must, pause } from './dom.js';
+import { call, problem } from './http.js';
+import type { Session } from './session.js';
 
 /** Lag over the last minutes as an SVG polyline: numbers only, nothing parsed. */
 function sparkline(points: number[]): SVGSVGElement {
@@ -21,10 +23,18 @@ function sparkline(points: number[]): SVGSVGElement {
 const cells = (...values: (Node | string)[]) => values.map((value) => el('td', {}, value));
 
 /**
- * The System view: apps, topics and consumer groups from the console's /system/stream. Until the first snapshot the
- * tables say they are being read (index.html), never look empty.
+ * The System view, for admins: apps, topics and consumer groups from the console's /system/stream. The stream takes
+ * the access token from the console's cookie, which POST /session sets from the page's Bearer token (an EventSource
+ * cannot send the header): posted at sign-in and after every refresh. Anyone else sees why there is nothing. Until
+ * the first snapshot the tables say they are being read (index.html), never look empty.
  */
-export function systemPanel(settings: ConsoleSettings, showDeadLetters: (group: string) => void): void {
+export function systemPanel(
+  settings: ConsoleSettings,
+  session: Session,
+  showDeadLetters: (group: string | undefined) => void,
+): void {
+  const view = must('#system-view');
+  const gate = must('#system-gate');
   const lagHistory = new Map<string, number[]>();
   const history = Math.max(10, Math.round(180_000 / settings.refreshMs));
 
@@ -70,8 +80,59 @@ export function systemPanel(settings: ConsoleSettings, showDeadLetters: (group: 
     );
   }
 
-  const stream = new EventSource('/system/stream');
-  stream.addEventListener('system', (message) =>
-    render(JSON.parse((message as MessageEvent<string>).data) as SystemSnapshot),
-  );
+  let stream: EventSource | undefined;
+  let generation = 0;
+  /** The last DELETE /session: a sign-in right after a sign-out must not have its new cookie cleared by it. */
+  let closing: Promise<unknown> = Promise.resolve();
+
+  function shut(why: string, kind: 'status' | 'status error'): void {
+    generation += 1;
+    stream?.close();
+    stream = undefined;
+    view.hidden = true;
+    gate.hidden = false;
+    gate.textContent = why;
+    gate.className = kind;
+    showDeadLetters(undefined);
+  }
+
+  async function connect(): Promise<void> {
+    const mine = ++generation;
+    await closing;
+    const answer = await session.call<ConsoleSession>('POST', '/session');
+    if (mine !== generation) return;
+    if (answer.status !== 200) {
+      const who = session.account ? `${session.account.username} has the role ${session.account.role}` : '';
+      shut(
+        `Sign in as an admin to see the system (${[who, problem(answer)].filter(Boolean).join('; ')}).`,
+        'status error',
+      );
+      return;
+    }
+    gate.hidden = true;
+    view.hidden = false;
+    if (stream && stream.readyState !== EventSource.CLOSED) return; // it reads the new cookie when it reconnects
+    stream = new EventSource('/system/stream');
+    stream.addEventListener('system', (message) =>
+      render(JSON.parse((message as MessageEvent<string>).data) as SystemSnapshot),
+    );
+    stream.onerror = () => {
+      // Refused at a reconnect (the cookie's token expired or lost the role): ask again with the current token.
+      if (stream?.readyState === EventSource.CLOSED) {
+        stream = undefined;
+        const at = generation;
+        void pause(3000).then(() => (at === generation && session.account ? connect() : undefined));
+      }
+    };
+  }
+
+  shut('Sign in as an admin to see the system.', 'status');
+  session.subscribe((account) => {
+    if (account) {
+      void connect();
+      return;
+    }
+    shut('Sign in as an admin to see the system.', 'status');
+    closing = call('DELETE', '/session').catch(() => undefined);
+  });
 }

@@ -2,6 +2,7 @@ export { AuthError } from './auth-errors';
 export { AuthModule } from './auth.module';
 export {
   Authenticated,
+  AuthenticatedByCookie,
   BearerAuthGuard,
   bearerTokenOf,
   CurrentUser,
@@ -11,6 +12,8 @@ export {
 } from './bearer-auth.guard';
 export { ACCESS_TOKEN_AUDIENCE, ROLES } from './identity';
 export type { Identity, Role, VerifiedIdentity } from './identity';
+export { clearedSessionCookie, cookieTokenOf, sessionCookie } from './session-cookie';
+export type { SessionCookieOptions } from './session-cookie';
 export { SigningKeys } from './signing-keys';
 export type { SigningJwk } from './signing-keys';
 export { TokenVerifier } from './token-verifier';

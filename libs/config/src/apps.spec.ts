@@ -118,7 +118,9 @@ describe('app configs', () => {
       { name: 'notifier', url: 'http://notifier:3004' },
     ]);
     expect(config.CONSOLE_GROUPS).toEqual(['email-service', 'video-processor']);
-    expect(config.CONSOLE_ADMIN_TOKEN).toBeUndefined();
+    // Admin access is a signed-in user's role, verified against users-api's keys: no token of its own.
+    expect(config).not.toHaveProperty('CONSOLE_ADMIN_TOKEN');
+    expect(config.AUTH_JWKS_URL).toBe('http://127.0.0.1:3000/.well-known/jwks.json');
     // The browser's way to users-api and the notifier; the console watches every app, itself included, by default.
     expect([config.CONSOLE_API_URL, config.CONSOLE_NOTIFIER_URL]).toEqual([
       'http://127.0.0.1:3000',
@@ -130,7 +132,6 @@ describe('app configs', () => {
 
     const problems = problemsOf(() =>
       loadConfig('console', consoleConfigSchema, {
-        CONSOLE_ADMIN_TOKEN: 'has a space in it, so never matches',
         CONSOLE_APPS: 'users-api=ftp://x',
         CONSOLE_GROUPS: 'a group',
         CONSOLE_REFRESH_MS: '10',
@@ -139,7 +140,6 @@ describe('app configs', () => {
     );
     expect(problems).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^CONSOLE_ADMIN_TOKEN: no spaces/),
         expect.stringMatching(/^CONSOLE_APPS\.0\.url: must be an http/),
         expect.stringMatching(/^CONSOLE_GROUPS\.0: a consumer group name/),
         expect.stringMatching(/^CONSOLE_REFRESH_MS: /),

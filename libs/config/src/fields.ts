@@ -378,17 +378,11 @@ const appUrls = commaList(
 
 const groupList = commaList(z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'a consumer group name' }));
 
-/** The web console (apps/console): its page, the system view and the dead-letter tools. */
+/**
+ * The web console (apps/console): its page, the system view and the dead-letter tools (those need the admin role:
+ * authVerifyEnv).
+ */
 export const consoleEnv = {
-  CONSOLE_ADMIN_TOKEN: z
-    .string()
-    .min(16, { error: 'at least 16 characters' })
-    .regex(/^\S+$/, { error: 'no spaces: it is sent as Authorization: Bearer <token>' })
-    .optional()
-    .describe(
-      "Needed by the console's state-changing operations (dead-letter replay and purge), sent as " +
-        '`Authorization: Bearer`. Unset: those operations answer 403.',
-    ),
   CONSOLE_API_URL: httpUrl
     .default('http://127.0.0.1:3000')
     .describe(

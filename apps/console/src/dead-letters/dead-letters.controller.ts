@@ -1,6 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
-import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Inject, Post, Query } from '@nestjs/common';
 import { z } from 'zod';
+import { Authenticated } from '@app/auth';
 import { APP_CONFIG, ConsoleConfig } from '@app/config';
 import {
   DeadLetter,
@@ -25,7 +25,7 @@ const PurgeBody = z
   })
   .strict();
 
-/** An email address in an error (an SMTP reply often quotes the recipient): the list is readable without a token. */
+/** An email address in an error (an SMTP reply often quotes the recipient): an operator needs the error, not whose. */
 const ADDRESS = /[^\s<>"'@]+@[^\s<>"'@]+/g;
 
 function summary(letter: DeadLetter): DeadLetterSummary {
@@ -44,10 +44,11 @@ function summary(letter: DeadLetter): DeadLetterSummary {
 }
 
 /**
- * The dead letters of the groups in CONSOLE_GROUPS: listed by anyone who reaches the console; replayed (into the
- * group's retry topic, so only that group runs them again) or purged with CONSOLE_ADMIN_TOKEN as a bearer token.
+ * The dead letters of the groups in CONSOLE_GROUPS: listed, replayed (into the group's retry topic, so only that
+ * group runs them again) and purged by a signed-in admin (`Authorization: Bearer`, role admin).
  */
 @Controller('dead-letters')
+@Authenticated('admin')
 export class DeadLettersController {
   private readonly listings = new Map<string, Promise<DeadLetterListing>>();
 
@@ -57,6 +58,7 @@ export class DeadLettersController {
   ) {}
 
   @Get()
+  @Header('Cache-Control', 'no-store')
   list(@Query() query: unknown): Promise<DeadLetterListing> {
     const group = this.knownGroup(parse(GroupQuery, query).group);
     // A listing reads the whole topic through a consumer: pages asking at once share one.
@@ -77,8 +79,7 @@ export class DeadLettersController {
    */
   @Post('replay')
   @HttpCode(200)
-  async replay(@Body() input: unknown, @Headers('authorization') authorization?: string): Promise<ReplayAnswer> {
-    this.authorize(authorization);
+  async replay(@Body() input: unknown): Promise<ReplayAnswer> {
     const body = parse(ReplayBody, input);
     const letters = new DeadLetters(this.kafka, this.knownGroup(body.group));
     const { replayed, removed } = await letters.replayAndRemove(body.id ? { id: body.id } : {});
@@ -95,8 +96,7 @@ export class DeadLettersController {
   /** Deletes the group's dead letters up to what the caller listed (`through`); later arrivals stay. */
   @Post('purge')
   @HttpCode(200)
-  async purge(@Body() input: unknown, @Headers('authorization') authorization?: string): Promise<PurgeAnswer> {
-    this.authorize(authorization);
+  async purge(@Body() input: unknown): Promise<PurgeAnswer> {
     const body = parse(PurgeBody, input);
     try {
       const deleted = await new DeadLetters(this.kafka, this.knownGroup(body.group)).purge(parseThrough(body.through));
@@ -118,25 +118,5 @@ export class DeadLettersController {
       ]);
     }
     return group;
-  }
-
-  private authorize(authorization: string | undefined): void {
-    const token = this.config.CONSOLE_ADMIN_TOKEN;
-    if (token === undefined) {
-      throw new ConsoleError(
-        403,
-        'CONSOLE.ADMIN_DISABLED',
-        'replay and purge are off: set CONSOLE_ADMIN_TOKEN to allow them',
-      );
-    }
-    const given = /^Bearer (\S+)$/i.exec(authorization ?? '')?.[1];
-    if (given === undefined) {
-      throw new ConsoleError(401, 'CONSOLE.TOKEN_REQUIRED', 'send the admin token as Authorization: Bearer <token>');
-    }
-    const expected = Buffer.from(token);
-    const offered = Buffer.from(given);
-    if (offered.length !== expected.length || !timingSafeEqual(offered, expected)) {
-      throw new ConsoleError(403, 'CONSOLE.TOKEN_INVALID', 'the admin token is not the one configured');
-    }
   }
 }

@@ -28,8 +28,9 @@ export class PageController {
       "default-src 'none'",
       "script-src 'self'",
       "style-src 'self'",
-      `img-src 'self' ${api} blob: data:`,
-      `media-src ${api}`,
+      "img-src 'self' blob: data:",
+      // The renditions are the owner's: fetched with the token and shown from object URLs.
+      'media-src blob:',
       `connect-src 'self' ${api} ${notifier}`,
       "form-action 'none'",
       "base-uri 'none'",
@@ -62,7 +63,6 @@ export class PageController {
       mailUrl: this.config.CONSOLE_MAIL_URL ?? null,
       groups: this.config.CONSOLE_GROUPS,
       refreshMs: this.config.CONSOLE_REFRESH_MS,
-      adminEnabled: this.config.CONSOLE_ADMIN_TOKEN !== undefined,
     };
   }
 

@@ -45,7 +45,13 @@ export interface ConsoleSettings {
   mailUrl: string | null;
   groups: string[];
   refreshMs: number;
-  adminEnabled: boolean;
+}
+
+/** POST /session: whose token the cookie for /system/stream now carries, and until when. */
+export interface ConsoleSession {
+  userId: string;
+  role: 'user' | 'admin';
+  expiresAt: string;
 }
 
 /** A dead letter as the page lists it: never its value (event data is user input and may be personal). */
