@@ -115,7 +115,7 @@ API="http://$HOST:${PORTS[users-api]}"
 {
   echo
   printf '  %-18s %s\n' "console" "http://$HOST:${PORTS[console]}/   (system view: sign in as an admin; npm run users -- grant-admin <email>)"
-  printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /videos, GET /videos/:id, POST /posts, GET /posts/:id; $API/docs)"
+  printf '  %-18s %s\n' "users-api" "$API   (POST /users, POST /sessions, POST /videos, GET /videos/:id, POST /posts; $API/docs)"
   for app in "${APPS[@]}"; do
     case "$app" in
       users-api | console) ;;
@@ -132,7 +132,9 @@ API="http://$HOST:${PORTS[users-api]}"
 
   Try:  curl -i -H 'content-type: application/json' \\
           -d '{"email":"ann@example.com","username":"ann","password":"correct horse battery"}' $API/users
-        curl -i -F file=@clip.mp4 $API/videos     # then GET $API/videos/<id>, …/thumbnail, …/preview
+        TOKEN=\$(curl -s -H 'content-type: application/json' \\
+          -d '{"email":"ann@example.com","password":"correct horse battery"}' $API/sessions | jq -r .accessToken)
+        curl -i -H "Authorization: Bearer \$TOKEN" -F file=@clip.mp4 $API/videos   # then GET $API/videos/<id>
         curl -s http://$HOST:${PORTS[email-service]}/health/ready
         curl -s http://$HOST:${PORTS[email-service]}/metrics | grep ^kafka_consumer
 

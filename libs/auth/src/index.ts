@@ -12,7 +12,7 @@ export {
 } from './bearer-auth.guard';
 export { ACCESS_TOKEN_AUDIENCE, ROLES } from './identity';
 export type { Identity, Role, VerifiedIdentity } from './identity';
-export { clearedSessionCookie, cookieTokenOf, sessionCookie } from './session-cookie';
+export { clearedSessionCookie, cookieTokenOf, cookieValueOf, sessionCookie } from './session-cookie';
 export type { SessionCookieOptions } from './session-cookie';
 export { SigningKeys } from './signing-keys';
 export type { SigningJwk } from './signing-keys';

@@ -35,14 +35,25 @@ export function clearedSessionCookie(options: SessionCookieOptions): string {
   return `${options.name}=; ${attributes(options, 0)}`;
 }
 
-/** The access token of the cookie `name` in a Cookie header; 401 AUTH.TOKEN_MISSING without one. */
-export function cookieTokenOf(header: string | undefined, name: string): string {
+/** One cookie's value from a Cookie header (URL-decoded, as Express sets it), or undefined. */
+export function cookieValueOf(header: string | undefined, name: string): string | undefined {
   for (const pair of (header ?? '').split(';')) {
     const at = pair.indexOf('=');
     if (at > 0 && pair.slice(0, at).trim() === name) {
-      const value = pair.slice(at + 1).trim();
-      if (value !== '') return value;
+      const raw = pair.slice(at + 1).trim();
+      try {
+        return decodeURIComponent(raw);
+      } catch {
+        return raw;
+      }
     }
   }
-  throw AuthError.missing();
+  return undefined;
+}
+
+/** The access token of the cookie `name` in a Cookie header; 401 AUTH.TOKEN_MISSING without one. */
+export function cookieTokenOf(header: string | undefined, name: string): string {
+  const value = cookieValueOf(header, name);
+  if (value === undefined || value === '') throw AuthError.missing();
+  return value;
 }

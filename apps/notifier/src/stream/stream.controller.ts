@@ -1,6 +1,6 @@
 import { Controller, Delete, Get, Headers, HttpCode, Inject, Post, Query, Req, Res } from '@nestjs/common';
 import type { CookieOptions, Request, Response } from 'express';
-import { AuthError, bearerTokenOf, TOKEN_VERIFIER, TokenVerifier } from '@app/auth';
+import { AuthError, bearerTokenOf, cookieValueOf, TOKEN_VERIFIER, TokenVerifier } from '@app/auth';
 import { errorMessageOf } from '@app/messaging';
 import { ValidationFailedError } from '@app/runtime';
 import { NotificationHub, StreamRefusedError } from './notification-hub';
@@ -108,7 +108,7 @@ export class StreamController {
       const identity = await this.verifier.verify(bearerTokenOf(header));
       return { userId: identity.userId, expiresAt: identity.expiresAt };
     }
-    const cookie = cookieOf(request.headers.cookie, SESSION_COOKIE);
+    const cookie = cookieValueOf(request.headers.cookie, SESSION_COOKIE);
     if (cookie === undefined) {
       throw new AuthError(
         401,
@@ -161,15 +161,6 @@ function cookieOptions(request: Request): CookieOptions {
     secure: request.secure || request.headers['x-forwarded-proto'] === 'https',
     path: '/notifications',
   };
-}
-
-/** One cookie's value from a Cookie header. */
-export function cookieOf(header: string | undefined, name: string): string | undefined {
-  for (const pair of (header ?? '').split(';')) {
-    const at = pair.indexOf('=');
-    if (at > 0 && pair.slice(0, at).trim() === name) return decodeURIComponent(pair.slice(at + 1).trim());
-  }
-  return undefined;
 }
 
 /** The largest `recent`: a first paint, not a history (a resume is bounded by NOTIFIER_RESUME_MAX_EVENTS). */
