@@ -89,7 +89,14 @@ if [ -z "${AUTH_SIGNING_KEYS:-}" ]; then
   AUTH_SIGNING_KEYS="$(cat .run/auth-signing-keys.json)"
   export AUTH_SIGNING_KEYS
 fi
-export AUTH_JWKS_URL="${AUTH_JWKS_URL:-http://$HOST:${PORTS[users-api]}/.well-known/jwks.json}"
+
+# The notifier signs its event ids and stream cookies with a secret kept in .run/ too (resumes survive a restart).
+if [ -z "${NOTIFIER_STREAM_SECRET:-}" ]; then
+  mkdir -p .run
+  [ -s .run/notifier-stream-secret ] || (umask 077 && head -c 32 /dev/urandom | base64 > .run/notifier-stream-secret)
+  NOTIFIER_STREAM_SECRET="$(cat .run/notifier-stream-secret)"
+  export NOTIFIER_STREAM_SECRET
+fi
 
 for app in "${APPS[@]}"; do
   # Own sessions: Ctrl-C reaches only this script, which then sends each app one SIGTERM and waits for it to drain.
